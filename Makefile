@@ -1,0 +1,50 @@
+# s3mounts — see README.md. The two commands that matter: `make demo`, `make test`.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/s3mounts/s3mounts/agent.Version=$(VERSION)
+GOTEST_FLAGS ?= -p 2 -timeout 25m
+
+.PHONY: all build setup test test-go test-ext lint fuzz demo bench clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./agent/cmd/s3mountd ./agent/cmd/s3mountctl
+
+setup:
+	scripts/setup.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^jupyter-ext/')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Every test: Go unit + end-to-end (real MinIO, real FUSE, real s3fs, real
+# daemon), a short fuzz run of the config parser, and the JupyterLab
+# extension's Python, TypeScript and browser tests.
+test: setup build lint
+	@$(MAKE) --no-print-directory test-go fuzz-short test-ext
+
+test-go:
+	set -o pipefail; S3MOUNTS_TEST_STRICT=1 S3MOUNTS_BIN=$(CURDIR)/bin $(GO) test $(GOTEST_FLAGS) -json ./... 2>&1 | python3 scripts/gotest.py
+
+fuzz-short:
+	@for f in $$($(GO) test -list 'Fuzz.*' ./config | grep ^Fuzz); do \
+	  echo "fuzz $$f (15s)"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 15s ./config || exit 1; done
+
+fuzz:
+	@for f in $$($(GO) test -list 'Fuzz.*' ./config | grep ^Fuzz); do \
+	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 5m ./config || exit 1; done
+
+test-ext:
+	@if [ -x jupyter-ext/test.sh ]; then jupyter-ext/test.sh; else echo "jupyter-ext: no tests yet"; fi
+
+demo: build
+	scripts/demo.sh
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf bin .demo .bench

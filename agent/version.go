@@ -1,0 +1,4 @@
+package agent
+
+// Version is set at build time (-ldflags -X) to `git describe`.
+var Version = "dev"

@@ -1,0 +1,128 @@
+// Package config reads and validates s3mounts' files: the agent settings
+// (agent.toml) and the connector files (connectors.d/<id>.toml), and resolves
+// the secrets connectors refer to.
+//
+// Every error a user can cause is a *FileError naming the file, the line and
+// the key, and saying what to do.
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Action is one thing a caller may do with a connector (SPEC: Who may do what).
+type Action string
+
+const (
+	ActionView       Action = "view"
+	ActionBrowse     Action = "browse"
+	ActionTest       Action = "test"
+	ActionActivate   Action = "activate"
+	ActionDeactivate Action = "deactivate"
+)
+
+// AllActions lists every action in a stable order.
+var AllActions = []Action{ActionView, ActionBrowse, ActionTest, ActionActivate, ActionDeactivate}
+
+// Agent is agent.toml with every default applied.
+type Agent struct {
+	ProjectRoot   string
+	ConnectorsDir string
+	Socket        string
+	SocketGroup   string
+	MetricsListen string
+	SecretsDir    string
+	StateDir      string
+	CacheDir      string
+	MountUID      uint32
+	MountGID      uint32
+	FileMode      os.FileMode
+	DirMode       os.FileMode
+	Roles         Roles
+	LogLevel      string
+	// ResyncInterval is how often the whole connectors dir is re-read even
+	// without events (key resync_interval, default 60s).
+	ResyncInterval time.Duration
+	// Binaries overrides where external backends are found ([binaries]
+	// geesefs = "/opt/geesefs"); empty means PATH.
+	Binaries map[string]string
+	// File is the path it was read from ("" when defaults only).
+	File string
+}
+
+// Roles maps each role to its members: "user:NAME", "group:NAME", "uid:N".
+type Roles struct {
+	Admin    []string
+	Operator []string
+	Viewer   []string
+}
+
+// Connector is one validated connector file.
+type Connector struct {
+	ID           string // the file's stem
+	File         string // absolute path of the file
+	Name         string
+	Description  string
+	Endpoint     string
+	Region       string
+	Bucket       string
+	Prefix       string // "" or ending in "/"
+	MountName    string
+	Mode         string // "ro" | "rw"
+	Backend      string // "default" | "geesefs" | "s3fs"
+	Active       bool
+	Addressing   string // "auto" | "path" | "virtual"
+	CreatedBy    string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	Owner        string // as written ("" = agent's mount_uid)
+	Group        string // as written ("" = agent's mount_gid)
+	UID          uint32 // resolved owner
+	GID          uint32 // resolved group
+	FileMode     os.FileMode
+	DirMode      os.FileMode
+	StallTimeout time.Duration
+	MetadataTTL  time.Duration
+	NegativeTTL  time.Duration
+	Credentials  CredentialsSpec
+	Access       []AccessRule // nil: no policy
+}
+
+// PathStyle reports whether requests use path-style addressing
+// (SPEC: auto = path-style when the bucket has a dot or the endpoint is not AWS).
+func (c *Connector) PathStyle() bool { return pathStyle(c.Addressing, c.Endpoint, c.Bucket) }
+
+// CredentialsSpec is the [credentials] table as written: where the secret
+// comes from, not the secret itself.
+type CredentialsSpec struct {
+	AccessKeyID              string
+	SecretName               string
+	SecretAccessKeyFile      string
+	SecretAccessKeyEncrypted string // age armored, to the node key
+	SecretAccessKey          string // inline plain; only when the file is not readable by others
+	SessionToken             string
+	Profile                  string
+	RoleARN                  string
+	RoleSessionName          string
+	ExternalID               string
+	SourceIdentity           string
+	WebIdentityTokenFile     string
+	Anonymous                bool
+}
+
+// AccessRule is one [[access.allow]] entry.
+type AccessRule struct {
+	Users   []string
+	Groups  []string
+	Actions []Action // defaults to AllActions
+}
+
+// FileError is an error a user made in a file. Error() reads
+// "FILE:LINE: KEY: MESSAGE" (line or key omitted when unknown).
+type FileError struct {
+	File string
+	Line int
+	Key  string
+	Msg  string // says what was wrong and what to do
+}

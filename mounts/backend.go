@@ -1,0 +1,136 @@
+// Package mounts holds what every mount backend shares: the Spec of one
+// mount, the Backend interface a mount worker drives, and helpers for the
+// kernel's mount table (mountinfo, stale mounts, unmounting).
+//
+// A Backend runs inside a mount worker, the per-connector process the agent
+// supervises (see docs/DESIGN.md). The agent's reconciler never calls a
+// Backend directly: it asks a worker to mount a Spec, and the worker calls
+// Backend.Mount and serves until told to unmount or the mount ends.
+package mounts
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Spec is everything needed to mount one connector, secrets resolved.
+// It travels from the agent to its worker over a pipe, never argv or env.
+type Spec struct {
+	ID           string        `json:"id"`
+	Backend      string        `json:"backend"` // "default" | "geesefs" | "s3fs"
+	MountPoint   string        `json:"mount_point"`
+	Endpoint     string        `json:"endpoint"`
+	Region       string        `json:"region"`
+	Bucket       string        `json:"bucket"`
+	Prefix       string        `json:"prefix"` // "" or ending in "/"
+	ReadOnly     bool          `json:"read_only"`
+	PathStyle    bool          `json:"path_style"`
+	UID          uint32        `json:"uid"`
+	GID          uint32        `json:"gid"`
+	FileMode     os.FileMode   `json:"file_mode"`
+	DirMode      os.FileMode   `json:"dir_mode"`
+	StallTimeout time.Duration `json:"stall_timeout"`
+	MetadataTTL  time.Duration `json:"metadata_ttl"`
+	NegativeTTL  time.Duration `json:"negative_ttl"`
+	// CacheDir is this mount's own cache and write-staging directory
+	// (<cache_dir>/<id>); the backend creates it 0700 if missing.
+	CacheDir string `json:"cache_dir"`
+	// RuntimeDir is a private (0700, root) directory for this mount's
+	// runtime files, e.g. an external tool's credentials file. Removed when
+	// the mount ends.
+	RuntimeDir string `json:"runtime_dir"`
+	// Binary is the external tool to run (geesefs, s3fs); "" means PATH.
+	Binary      string      `json:"binary,omitempty"`
+	Credentials Credentials `json:"credentials"`
+}
+
+// LogValue keeps credentials out of logs whatever a caller logs.
+func (s Spec) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("id", s.ID), slog.String("backend", s.Backend),
+		slog.String("mount_point", s.MountPoint), slog.String("endpoint", s.Endpoint),
+		slog.String("bucket", s.Bucket), slog.String("prefix", s.Prefix),
+		slog.Bool("read_only", s.ReadOnly))
+}
+
+// Credentials are resolved credentials. Only SecretAccessKey and
+// SessionToken are secret; they print as "[redacted]".
+type Credentials struct {
+	AccessKeyID          string `json:"access_key_id,omitempty"`
+	SecretAccessKey      Secret `json:"secret_access_key,omitempty"`
+	SessionToken         Secret `json:"session_token,omitempty"`
+	Profile              string `json:"profile,omitempty"`
+	RoleARN              string `json:"role_arn,omitempty"`
+	RoleSessionName      string `json:"role_session_name,omitempty"`
+	ExternalID           string `json:"external_id,omitempty"`
+	SourceIdentity       string `json:"source_identity,omitempty"`
+	WebIdentityTokenFile string `json:"web_identity_token_file,omitempty"`
+	Anonymous            bool   `json:"anonymous,omitempty"`
+}
+
+// Secret is a string that never prints: fmt and slog show "[redacted]".
+// JSON keeps the value, since the Spec must carry it to the worker.
+type Secret string
+
+func (Secret) String() string              { return "[redacted]" }
+func (Secret) GoString() string            { return "[redacted]" }
+func (Secret) LogValue() slog.Value        { return slog.StringValue("[redacted]") }
+func (s Secret) Reveal() string            { return string(s) }
+func (c Credentials) LogValue() slog.Value { return slog.StringValue("[credentials redacted]") }
+
+// Backend mounts S3 buckets one way (built-in FUSE, geesefs, s3fs).
+type Backend interface {
+	// Name is the connector's backend value: "default", "geesefs", "s3fs".
+	Name() string
+	// Available says whether the backend can run on this node, e.g. that its
+	// binary is installed; the error says what to do.
+	Available(spec Spec) error
+	// Mount mounts spec at spec.MountPoint (an existing empty directory) and
+	// returns once the mount serves, or fails within ctx.
+	Mount(ctx context.Context, spec Spec) (Mount, error)
+}
+
+// Mount is one live mount made by a Backend.
+type Mount interface {
+	// Wait blocks until the mount has ended: after Unmount, an unmount by
+	// someone else, or the death of whatever served it. nil means a clean end.
+	Wait() error
+	// Unmount detaches the mount. A busy mount is detached lazily, and the
+	// returned error wraps ErrLazyUnmount so the caller can say so.
+	Unmount(ctx context.Context) error
+}
+
+// ErrLazyUnmount reports that a busy mount was detached lazily: open files
+// keep working until closed.
+var ErrLazyUnmount = errors.New("mount was busy and has been detached lazily; open files keep it until they are closed")
+
+// Refresher is implemented by a Mount that caches metadata or data: it drops
+// what is cached under path ("" or "/" for everything).
+type Refresher interface {
+	Refresh(path string) error
+}
+
+// Lister is implemented by a Mount that can page through a directory itself,
+// faster than reading the mounted path (e.g. straight from ListObjectsV2).
+type Lister interface {
+	List(ctx context.Context, dir, cursor string, limit int) (Page, error)
+}
+
+// Page is one page of a directory listing.
+type Page struct {
+	Entries    []Entry `json:"entries"`
+	NextCursor string  `json:"next_cursor,omitempty"`
+}
+
+// Entry is one directory entry, relative to the mount.
+type Entry struct {
+	Name  string    `json:"name"`
+	Dir   bool      `json:"dir"`
+	Size  int64     `json:"size"`
+	MTime time.Time `json:"mtime"`
+	// Key is the object key (or the prefix, ending in "/", for a directory).
+	Key string `json:"key"`
+}
