@@ -112,3 +112,9 @@ type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// PubKey is GET /v1/pubkey (an addition to the SPEC): the node's age
+// recipient, to encrypt secrets for this node without reading its key.
+type PubKey struct {
+	Recipient string `json:"recipient"`
+}
