@@ -77,8 +77,8 @@ func (c *Caller) isUser(u string) bool {
 	return err == nil && uint32(n) == c.UID
 }
 
-// DefaultRoles are the SPEC's default members, used when the agent
-// settings name none at all (config.DefaultAgent fills the same).
+// DefaultRoles are the SPEC's default members, used when the API has no
+// agent settings at all (config.DefaultAgent fills the same).
 var DefaultRoles = config.Roles{
 	Admin:    []string{"uid:0", "group:s3mounts-admin"},
 	Operator: []string{"group:s3mounts"},
@@ -112,9 +112,6 @@ func RoleOf(c *Caller, roles config.Roles) Role {
 	}
 	if c.UID == 0 {
 		return RoleAdmin
-	}
-	if len(roles.Admin) == 0 && len(roles.Operator) == 0 && len(roles.Viewer) == 0 {
-		roles = DefaultRoles
 	}
 	for _, set := range []struct {
 		r       Role

@@ -49,10 +49,11 @@ func TestRoleOf(t *testing.T) {
 		// member forms: by gid number, malformed entries never match
 		{paul, config.Roles{Viewer: []string{"group:2003"}}, RoleViewer},
 		{paul, config.Roles{Operator: []string{"paul", "user:", "group", "uid:x"}}, RoleNone},
-		// no roles at all: the SPEC's defaults
-		{&Caller{Known: true, UID: 7, User: "s", Groups: []string{"s3mounts"}}, config.Roles{}, RoleOperator},
-		{&Caller{Known: true, UID: 8, User: "a", Groups: []string{"s3mounts-admin"}}, config.Roles{}, RoleAdmin},
-		{paul, config.Roles{}, RoleNone},
+		// the SPEC's defaults
+		{&Caller{Known: true, UID: 7, User: "s", Groups: []string{"s3mounts"}}, DefaultRoles, RoleOperator},
+		{&Caller{Known: true, UID: 8, User: "a", Groups: []string{"s3mounts-admin"}}, DefaultRoles, RoleAdmin},
+		{paul, DefaultRoles, RoleNone},
+		{&Caller{Known: true, UID: 7, User: "s", Groups: []string{"s3mounts"}}, config.Roles{}, RoleNone},
 		// the highest role wins
 		{olga, config.Roles{Viewer: []string{"user:olga"}, Admin: []string{"group:ops"}}, RoleAdmin},
 	} {

@@ -1,12 +1,11 @@
-// Command s3mountctl is the CLI of s3mountd's socket API. See README.md.
+// Command s3mountctl is the CLI of s3mountd's socket API (see docs/CLI.md).
+// All of it lives in agent/cli.
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"github.com/s3mounts/s3mounts/agent/cli"
 )
 
-func main() {
-	fmt.Fprintln(os.Stderr, "s3mountctl: not implemented yet")
-	os.Exit(1)
-}
+func main() { os.Exit(cli.Main(os.Args[1:])) }
