@@ -165,6 +165,11 @@ var (
 // retried briefly, then the mount is detached lazily and the error wraps
 // ErrLazyUnmount. Falls back to `fusermount3 -u` where umount2 is refused.
 func Unmount(ctx context.Context, path string) error {
+	return unmount(ctx, path, unmountRetries, unmountDelay)
+}
+
+// unmount is Unmount with its own EBUSY retries.
+func unmount(ctx context.Context, path string, retries int, delay time.Duration) error {
 	p, err := cleanPath(path)
 	if err != nil {
 		return fmt.Errorf("unmounting %s: %w", path, err)
@@ -185,13 +190,13 @@ func Unmount(ctx context.Context, path string) error {
 			// setuid helper.
 			return fusermountUnmount(ctx, p)
 		case errors.Is(err, unix.EBUSY):
-			if i >= unmountRetries {
+			if i >= retries {
 				return lazyUnmount(p)
 			}
 			select {
 			case <-ctx.Done():
 				return lazyUnmount(p)
-			case <-time.After(unmountDelay):
+			case <-time.After(delay):
 			}
 		default:
 			return fmt.Errorf("unmounting %s: %w", p, err)

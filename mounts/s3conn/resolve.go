@@ -1,0 +1,38 @@
+package s3conn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/s3mounts/s3mounts/mounts"
+)
+
+// The external backends (s3fs, geesefs) cannot run the SDK's credential
+// providers themselves; they ask this resolver, registered for any binary
+// that links s3conn.
+func init() { mounts.SetCredentialResolver(ResolveCredentials) }
+
+// ResolveCredentials retrieves keys for spec with the SDK's own providers
+// (shared profile, AssumeRole, web identity) and says when they expire
+// (zero: they do not).
+func ResolveCredentials(ctx context.Context, spec mounts.Spec) (mounts.Credentials, time.Time, error) {
+	cfg, err := NewConfig(ctx, spec, Options{StallTimeout: spec.StallTimeout})
+	if err != nil {
+		return mounts.Credentials{}, time.Time{}, err
+	}
+	if cfg.Credentials == nil {
+		return mounts.Credentials{}, time.Time{}, errors.New("no credential provider for this connector")
+	}
+	c, err := cfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		return mounts.Credentials{}, time.Time{}, fmt.Errorf("retrieving credentials for connector %s: %w", spec.ID, err)
+	}
+	var exp time.Time
+	if c.CanExpire {
+		exp = c.Expires
+	}
+	return mounts.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: mounts.Secret(c.SecretAccessKey),
+		SessionToken: mounts.Secret(c.SessionToken)}, exp, nil
+}
