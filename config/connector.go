@@ -1,0 +1,780 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxConnectorSize bounds what is read from a connector file.
+const maxConnectorSize = 1 << 20
+
+type rawConnector struct {
+	Name         val `toml:"name"`
+	Description  val `toml:"description"`
+	Endpoint     val `toml:"endpoint"`
+	Region       val `toml:"region"`
+	Bucket       val `toml:"bucket"`
+	Prefix       val `toml:"prefix"`
+	MountName    val `toml:"mount_name"`
+	Mode         val `toml:"mode"`
+	Backend      val `toml:"backend"`
+	Active       val `toml:"active"`
+	Addressing   val `toml:"addressing"`
+	CreatedBy    val `toml:"created_by"`
+	CreatedAt    val `toml:"created_at"`
+	UpdatedAt    val `toml:"updated_at"`
+	Owner        val `toml:"owner"`
+	Group        val `toml:"group"`
+	FileMode     val `toml:"file_mode"`
+	DirMode      val `toml:"dir_mode"`
+	StallTimeout val `toml:"stall_timeout"`
+	Cache        struct {
+		MetadataTTL val `toml:"metadata_ttl"`
+		NegativeTTL val `toml:"negative_ttl"`
+	} `toml:"cache"`
+	Credentials rawCredentials `toml:"credentials"`
+	Access      struct {
+		Allow []rawRule `toml:"allow"`
+	} `toml:"access"`
+}
+
+type rawCredentials struct {
+	AccessKeyID              val `toml:"access_key_id"`
+	SecretName               val `toml:"secret_name"`
+	SecretAccessKeyFile      val `toml:"secret_access_key_file"`
+	SecretAccessKeyEncrypted val `toml:"secret_access_key_encrypted"`
+	SecretAccessKey          val `toml:"secret_access_key"`
+	SessionToken             val `toml:"session_token"`
+	Profile                  val `toml:"profile"`
+	RoleARN                  val `toml:"role_arn"`
+	RoleSessionName          val `toml:"role_session_name"`
+	ExternalID               val `toml:"external_id"`
+	SourceIdentity           val `toml:"source_identity"`
+	WebIdentityTokenFile     val `toml:"web_identity_token_file"`
+	Anonymous                val `toml:"anonymous"`
+}
+
+type rawRule struct {
+	Users   val `toml:"users"`
+	Groups  val `toml:"groups"`
+	Actions val `toml:"actions"`
+}
+
+var connectorKeys = keySpec{
+	leaves: setOf("name", "description", "endpoint", "region", "bucket", "prefix", "mount_name",
+		"mode", "backend", "active", "addressing", "created_by", "created_at", "updated_at",
+		"owner", "group", "file_mode", "dir_mode", "stall_timeout",
+		"cache.metadata_ttl", "cache.negative_ttl",
+		"credentials.access_key_id", "credentials.secret_name", "credentials.secret_access_key_file",
+		"credentials.secret_access_key_encrypted", "credentials.secret_access_key",
+		"credentials.session_token", "credentials.profile", "credentials.role_arn",
+		"credentials.role_session_name", "credentials.external_id", "credentials.source_identity",
+		"credentials.web_identity_token_file", "credentials.anonymous",
+		"access.allow.users", "access.allow.groups", "access.allow.actions"),
+	tables: setOf("cache", "credentials", "access", "access.allow"),
+}
+
+// Bounds of the durations a connector may set.
+const (
+	minStall = time.Second
+	maxStall = 10 * time.Minute
+	maxTTL   = 24 * time.Hour
+)
+
+var (
+	reMountName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+	reID        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	reRegion    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	reSecret    = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,252}$`)
+	reSession   = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+)
+
+func isConnectorFile(name string) bool {
+	if name == "" || strings.HasPrefix(name, ".") || strings.ContainsRune(name, '/') {
+		return false
+	}
+	if strings.HasSuffix(name, "~") || strings.HasSuffix(name, ".swp") || strings.HasSuffix(name, ".tmp") {
+		return false
+	}
+	return strings.HasSuffix(name, ".toml") && len(name) > len(".toml")
+}
+
+func connectorID(name string) string {
+	return strings.TrimSuffix(filepath.Base(name), ".toml")
+}
+
+func loadConnector(path string, a *Agent) (*Connector, error) {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &FileError{File: path, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, &FileError{File: path, Msg: fmt.Sprintf("cannot stat: %v", errors.Unwrap(err))}
+	}
+	if !info.Mode().IsRegular() {
+		return nil, &FileError{File: path, Msg: "is not a regular file: connectors must be plain files"}
+	}
+	if info.Size() > maxConnectorSize {
+		return nil, &FileError{File: path, Msg: fmt.Sprintf("is %d bytes: a connector file must be under 1 MiB", info.Size())}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxConnectorSize+1))
+	if err != nil {
+		return nil, &FileError{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}
+	}
+	return parseConnector(path, data, info, a)
+}
+
+func parseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Connector, error) {
+	if a == nil {
+		a = defaultAgent()
+	}
+	c := &Connector{
+		ID:           connectorID(name),
+		File:         name,
+		Region:       "us-east-1",
+		Mode:         "ro",
+		Backend:      "default",
+		Addressing:   "auto",
+		UID:          a.MountUID,
+		GID:          a.MountGID,
+		FileMode:     a.FileMode,
+		DirMode:      a.DirMode,
+		StallTimeout: 10 * time.Second,
+		MetadataTTL:  60 * time.Second,
+		NegativeTTL:  5 * time.Second,
+	}
+	d := &doc{file: name, src: string(data)}
+	if len(data) > maxConnectorSize {
+		d.fail(0, "", "is %d bytes: a connector file must be under 1 MiB", len(data))
+		return nil, d.err()
+	}
+	if !reID.MatchString(c.ID) {
+		d.fail(0, "", "the file name gives the connector id %q: rename the file to <id>.toml where id has only letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)", c.ID)
+	}
+	var raw rawConnector
+	if !d.decode(&raw) {
+		return nil, d.err()
+	}
+	d.unknownKeys(connectorKeys)
+
+	// Identity and display.
+	if s, ok := d.str("name", raw.Name); !ok && !raw.Name.set {
+		d.fail(0, "name", `is required: add name = "…", the name shown in the panel`)
+	} else if ok {
+		s = strings.TrimSpace(s)
+		switch {
+		case s == "":
+			d.failKey("name", "must not be empty: give the name shown in the panel")
+		case hasControl(s) || len(s) > 200:
+			d.failKey("name", "must be one line of at most 200 bytes")
+		default:
+			c.Name = s
+		}
+	}
+	if s, ok := d.str("description", raw.Description); ok {
+		if len(s) > 4096 {
+			d.failKey("description", "is longer than 4096 bytes: shorten it")
+		} else {
+			c.Description = strings.TrimSpace(s)
+		}
+	}
+	if s, ok := d.str("created_by", raw.CreatedBy); ok {
+		if hasControl(s) || len(s) > 256 {
+			d.failKey("created_by", "must be one line of at most 256 bytes")
+		} else {
+			c.CreatedBy = s
+		}
+	}
+	c.CreatedAt = d.datetime("created_at", raw.CreatedAt)
+	c.UpdatedAt = d.datetime("updated_at", raw.UpdatedAt)
+
+	// Where the bucket is.
+	if !raw.Endpoint.set {
+		d.fail(0, "endpoint", `is required: add endpoint = "https://…", the S3 service's URL`)
+	} else if s, ok := d.str("endpoint", raw.Endpoint); ok {
+		if ep, err := checkEndpoint(s); err != nil {
+			d.failKey("endpoint", "%s", err)
+		} else {
+			c.Endpoint = ep
+		}
+	}
+	if s, ok := d.str("region", raw.Region); ok {
+		if !reRegion.MatchString(s) {
+			d.failKey("region", "%q is not a region name: write e.g. \"us-east-1\" or \"ru-central1\" (letters, digits, '-')", s)
+		} else {
+			c.Region = s
+		}
+	}
+	if !raw.Bucket.set {
+		d.fail(0, "bucket", `is required: add bucket = "…", the bucket's name`)
+	} else if s, ok := d.str("bucket", raw.Bucket); ok {
+		if err := checkBucket(s); err != nil {
+			d.failKey("bucket", "%q %s", s, err)
+		} else {
+			c.Bucket = s
+		}
+	}
+	if s, ok := d.str("prefix", raw.Prefix); ok {
+		if p, err := normalizePrefix(s); err != nil {
+			d.failKey("prefix", "%q %s", s, err)
+		} else {
+			c.Prefix = p
+		}
+	}
+	if s, ok := d.str("addressing", raw.Addressing); ok {
+		if oneOf(d, "addressing", s, "auto", "path", "virtual") {
+			c.Addressing = s
+		}
+	}
+
+	// The mount.
+	if !raw.MountName.set {
+		d.fail(0, "mount_name", `is required: add mount_name = "…", the directory under the project root`)
+	} else if s, ok := d.str("mount_name", raw.MountName); ok {
+		if !reMountName.MatchString(s) || s == "." || s == ".." {
+			d.failKey("mount_name", "%q is not a directory name: use 1 to 64 letters, digits, '.', '_' or '-' (not \".\" or \"..\")", s)
+		} else {
+			c.MountName = s
+		}
+	}
+	if s, ok := d.str("mode", raw.Mode); ok && oneOf(d, "mode", s, "ro", "rw") {
+		c.Mode = s
+	}
+	if s, ok := d.str("backend", raw.Backend); ok && oneOf(d, "backend", s, "default", "geesefs", "s3fs") {
+		c.Backend = s
+	}
+	if b, ok := d.boolean("active", raw.Active); ok {
+		c.Active = b
+	}
+	c.Owner, c.UID = d.principal("owner", raw.Owner, c.UID, false)
+	c.Group, c.GID = d.principal("group", raw.Group, c.GID, true)
+	c.FileMode = os.FileMode(d.mode("file_mode", raw.FileMode, uint32(c.FileMode)))
+	c.DirMode = os.FileMode(d.mode("dir_mode", raw.DirMode, uint32(c.DirMode)))
+	c.StallTimeout = d.duration("stall_timeout", raw.StallTimeout, c.StallTimeout, minStall, maxStall)
+	c.MetadataTTL = d.duration("cache.metadata_ttl", raw.Cache.MetadataTTL, c.MetadataTTL, 0, maxTTL)
+	c.NegativeTTL = d.duration("cache.negative_ttl", raw.Cache.NegativeTTL, c.NegativeTTL, 0, maxTTL)
+
+	c.Credentials = d.credentials(raw.Credentials, info)
+	c.Access = d.access(raw.Access.Allow)
+
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func oneOf(d *doc, key, s string, allowed ...string) bool {
+	if contains(allowed, s) {
+		return true
+	}
+	d.failKey(key, "%q is not allowed: use %s", s, quoteList(allowed))
+	return false
+}
+
+func quoteList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = strconv.Quote(s)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+// datetime accepts a TOML offset date-time (or an RFC 3339 string) and
+// returns it in UTC.
+func (d *doc) datetime(key string, v val) time.Time {
+	if !v.set {
+		return time.Time{}
+	}
+	switch t := v.v.(type) {
+	case time.Time:
+		switch t.Location().String() {
+		case "datetime-local", "date-local", "time-local":
+			d.failKey(key, "needs a time zone: write a UTC date-time such as 2022-07-18T14:23:00Z")
+			return time.Time{}
+		}
+		return t.UTC()
+	case string:
+		pt, err := time.Parse(time.RFC3339, t)
+		if err != nil {
+			d.failKey(key, "%q is not a date-time: write 2022-07-18T14:23:00Z (no quotes needed)", t)
+			return time.Time{}
+		}
+		return pt.UTC()
+	}
+	d.failKey(key, "must be a date-time such as 2022-07-18T14:23:00Z, not %s", tomlType(v.v))
+	return time.Time{}
+}
+
+// principal resolves owner (or group, when isGroup) to an id: a name known
+// to this node, a numeric id as a string, or an integer.
+func (d *doc) principal(key string, v val, def uint32, isGroup bool) (string, uint32) {
+	if !v.set {
+		return "", def
+	}
+	what, lookup := "user", "uid"
+	if isGroup {
+		what, lookup = "group", "gid"
+	}
+	var s string
+	switch x := v.v.(type) {
+	case int64:
+		if x < 0 || x >= 1<<32-1 {
+			d.failKey(key, "%d is not a valid %s", x, lookup)
+			return "", def
+		}
+		return strconv.FormatInt(x, 10), uint32(x)
+	case string:
+		s = strings.TrimSpace(x)
+	default:
+		d.failKey(key, "must be a %s name in quotes or a numeric %s, not %s", what, lookup, tomlType(v.v))
+		return "", def
+	}
+	if s == "" {
+		return "", def
+	}
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil && n != 1<<32-1 {
+		return s, uint32(n)
+	}
+	if !validPrincipalName(s) {
+		d.failKey(key, "%q is not a %s name", s, what)
+		return "", def
+	}
+	var idStr string
+	var err error
+	if isGroup {
+		var g *user.Group
+		if g, err = user.LookupGroup(s); err == nil {
+			idStr = g.Gid
+		}
+	} else {
+		var u *user.User
+		if u, err = user.Lookup(s); err == nil {
+			idStr = u.Uid
+		}
+	}
+	if err != nil {
+		d.failKey(key, "no %s %q on this node: create it, or give a numeric %s", what, s, lookup)
+		return "", def
+	}
+	n, err := strconv.ParseUint(idStr, 10, 32)
+	if err != nil {
+		d.failKey(key, "%s %q has the non-numeric %s %q: give a numeric %s", what, s, lookup, idStr, lookup)
+		return "", def
+	}
+	return s, uint32(n)
+}
+
+// checkEndpoint validates an http(s) URL and returns it normalised. Errors
+// never echo the URL, which might hold a password.
+func checkEndpoint(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", errors.New(`must not be empty: write the S3 service's URL, e.g. "https://storage.yandexcloud.net"`)
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" {
+		return "", errors.New(`is not a URL: write e.g. "https://storage.yandexcloud.net" or "http://127.0.0.1:9000"`)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", errors.New(`must start with https:// (or http://), e.g. "https://storage.yandexcloud.net"`)
+	}
+	if u.User != nil {
+		return "", errors.New("must not hold a user name or password: put credentials in [credentials]")
+	}
+	if u.Hostname() == "" {
+		return "", fmt.Errorf("%q has no host: write e.g. \"https://s3.example.com\"", u.String())
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%q has an invalid port: use 1 to 65535", u.String())
+		}
+	}
+	if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "#") {
+		return "", fmt.Errorf("%q must not have a query or fragment: give only scheme, host, port (and path)", u.Scheme+"://"+u.Host+u.Path)
+	}
+	if u.Path == "/" {
+		u.Path = ""
+	}
+	return u.String(), nil
+}
+
+// checkBucket applies S3's bucket naming rules (dots allowed).
+func checkBucket(s string) error {
+	if len(s) < 3 || len(s) > 63 {
+		return errors.New("must be 3 to 63 characters long")
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '-') {
+			return errors.New("may hold only lowercase letters, digits, '.' and '-'")
+		}
+	}
+	first, last := s[0], s[len(s)-1]
+	if !isAlnum(first) || !isAlnum(last) {
+		return errors.New("must start and end with a lowercase letter or a digit")
+	}
+	if strings.Contains(s, "..") {
+		return errors.New(`must not contain ".."`)
+	}
+	if strings.Contains(s, ".-") || strings.Contains(s, "-.") {
+		return errors.New(`must not have '-' next to '.' (each dot-separated part starts and ends with a letter or digit)`)
+	}
+	if ip := net.ParseIP(s); ip != nil {
+		return errors.New("must not look like an IP address")
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+// normalizePrefix checks a key prefix and makes it end with "/".
+func normalizePrefix(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	if strings.HasPrefix(s, "/") {
+		return "", errors.New(`must not start with "/": the prefix is relative to the bucket, e.g. "team-a/"`)
+	}
+	if hasControl(s) {
+		return "", errors.New("must not contain control characters")
+	}
+	if len(s) > 900 {
+		return "", errors.New("is too long: S3 keys are at most 1024 bytes")
+	}
+	if strings.Contains(s, "//") {
+		return "", errors.New(`must not contain "//": empty path segments cannot be mounted`)
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(s, "/"), "/") {
+		if seg == "." || seg == ".." {
+			return "", errors.New(`must not contain "." or ".." segments`)
+		}
+	}
+	if !strings.HasSuffix(s, "/") {
+		s += "/"
+	}
+	return s, nil
+}
+
+// Credential sources of the secret key, in the order errors name them.
+var secretSources = []string{"secret_name", "secret_access_key_file", "secret_access_key_encrypted", "secret_access_key"}
+
+func (d *doc) credentials(r rawCredentials, info os.FileInfo) CredentialsSpec {
+	var cs CredentialsSpec
+	// Values of these keys are never echoed in errors.
+	get := func(key string, v val) string {
+		s, _ := d.str("credentials."+key, v)
+		return s
+	}
+	cs.AccessKeyID = strings.TrimSpace(get("access_key_id", r.AccessKeyID))
+	cs.SecretName = strings.TrimSpace(get("secret_name", r.SecretName))
+	cs.SecretAccessKeyFile = strings.TrimSpace(get("secret_access_key_file", r.SecretAccessKeyFile))
+	cs.SecretAccessKeyEncrypted = get("secret_access_key_encrypted", r.SecretAccessKeyEncrypted)
+	cs.SecretAccessKey = get("secret_access_key", r.SecretAccessKey)
+	cs.SessionToken = get("session_token", r.SessionToken)
+	cs.Profile = strings.TrimSpace(get("profile", r.Profile))
+	cs.RoleARN = strings.TrimSpace(get("role_arn", r.RoleARN))
+	cs.RoleSessionName = strings.TrimSpace(get("role_session_name", r.RoleSessionName))
+	cs.ExternalID = get("external_id", r.ExternalID)
+	cs.SourceIdentity = get("source_identity", r.SourceIdentity)
+	cs.WebIdentityTokenFile = strings.TrimSpace(get("web_identity_token_file", r.WebIdentityTokenFile))
+	cs.Anonymous, _ = d.boolean("credentials.anonymous", r.Anonymous)
+
+	k := func(key string) string { return "credentials." + key }
+	set := map[string]bool{
+		"access_key_id": cs.AccessKeyID != "", "secret_name": cs.SecretName != "",
+		"secret_access_key_file": cs.SecretAccessKeyFile != "", "secret_access_key_encrypted": cs.SecretAccessKeyEncrypted != "",
+		"secret_access_key": cs.SecretAccessKey != "", "session_token": cs.SessionToken != "",
+		"profile": cs.Profile != "", "role_arn": cs.RoleARN != "", "role_session_name": cs.RoleSessionName != "",
+		"external_id": cs.ExternalID != "", "source_identity": cs.SourceIdentity != "",
+		"web_identity_token_file": cs.WebIdentityTokenFile != "", "anonymous": cs.Anonymous,
+	}
+	var sources []string
+	for _, s := range secretSources {
+		if set[s] {
+			sources = append(sources, s)
+		}
+	}
+
+	// Syntax of each key.
+	if set["access_key_id"] && (hasControl(cs.AccessKeyID) || strings.ContainsAny(cs.AccessKeyID, " ")) {
+		d.failKey(k("access_key_id"), "must be one word without spaces: copy the access key id again")
+	}
+	if set["secret_name"] && !reSecret.MatchString(cs.SecretName) {
+		d.failKey(k("secret_name"), "must be a file name in secrets_dir: letters, digits, '.', '_' and '-', not starting with '.'")
+	}
+	if set["secret_access_key_file"] && !filepath.IsAbs(cs.SecretAccessKeyFile) {
+		d.failKey(k("secret_access_key_file"), "must be an absolute path, e.g. \"/srv/keys/datasets\"")
+	}
+	if set["secret_access_key_encrypted"] && !looksAge([]byte(cs.SecretAccessKeyEncrypted)) {
+		d.failKey(k("secret_access_key_encrypted"), "is not an age message: paste the whole output of `s3mountctl encrypt`, from -----BEGIN AGE ENCRYPTED FILE----- to -----END AGE ENCRYPTED FILE-----, in a \"\"\" string")
+	}
+	if set["secret_access_key"] && (hasControl(strings.TrimSpace(cs.SecretAccessKey)) || strings.TrimSpace(cs.SecretAccessKey) == "") {
+		d.failKey(k("secret_access_key"), "must be one line: copy the secret key again (its value is not shown here)")
+	}
+	if set["secret_access_key"] && info != nil && info.Mode().Perm()&0o044 != 0 {
+		d.failKey(k("secret_access_key"), "a plain secret key is refused because this file is readable by group or others (mode %04o): chmod 600 %s, or put the key in a secret file and use secret_name", info.Mode().Perm(), d.file)
+	}
+	if set["role_arn"] && !strings.HasPrefix(cs.RoleARN, "arn:") {
+		d.failKey(k("role_arn"), `must be an ARN such as "arn:aws:iam::123456789012:role/reader"`)
+	}
+	if set["role_session_name"] && !reSession.MatchString(cs.RoleSessionName) {
+		d.failKey(k("role_session_name"), "must be 2 to 64 letters, digits or +=,.@_-")
+	}
+	if set["web_identity_token_file"] && !filepath.IsAbs(cs.WebIdentityTokenFile) {
+		d.failKey(k("web_identity_token_file"), "must be an absolute path")
+	}
+	if set["profile"] && (hasControl(cs.Profile) || strings.ContainsAny(cs.Profile, " []")) {
+		d.failKey(k("profile"), "is not a profile name of the shared AWS config files")
+	}
+
+	// Combinations.
+	conflict := func(a, b string) {
+		if set[a] && set[b] {
+			d.failKey(k(b), "conflicts with %s: %s", a, conflictHint(a, b))
+		}
+	}
+	if len(sources) > 1 {
+		d.failKey(k(sources[1]), "conflicts with %s: give exactly one source of the secret key (%s)", strings.Join(without(sources, sources[1]), " and "), strings.Join(secretSources, ", "))
+	}
+	if len(sources) > 0 && !set["access_key_id"] {
+		d.failKey(k(sources[0]), "needs access_key_id: add access_key_id = \"…\" next to it")
+	}
+	if set["access_key_id"] && len(sources) == 0 {
+		d.failKey(k("access_key_id"), "needs the secret key: add one of secret_name (a file in secrets_dir), secret_access_key_file, secret_access_key_encrypted or secret_access_key")
+	}
+	if set["session_token"] && !set["access_key_id"] {
+		d.failKey(k("session_token"), "needs access_key_id and a secret key: a session token belongs to temporary access keys")
+	}
+	if set["anonymous"] {
+		for _, o := range []string{"access_key_id", "secret_name", "secret_access_key_file", "secret_access_key_encrypted", "secret_access_key", "session_token", "profile", "role_arn", "web_identity_token_file"} {
+			conflict("anonymous", o)
+		}
+	}
+	conflict("access_key_id", "profile")
+	conflict("access_key_id", "web_identity_token_file")
+	conflict("profile", "web_identity_token_file")
+	if set["web_identity_token_file"] && !set["role_arn"] {
+		d.failKey(k("web_identity_token_file"), "needs role_arn: the token is exchanged for the credentials of that role")
+	}
+	for _, o := range []string{"role_session_name", "external_id", "source_identity"} {
+		if set[o] && !set["role_arn"] {
+			d.failKey(k(o), "only applies with role_arn: add role_arn or remove %s", o)
+		}
+	}
+	if !set["access_key_id"] && !set["profile"] && !set["web_identity_token_file"] && !set["anonymous"] && len(sources) == 0 {
+		d.fail(d.loc.line("credentials"), "credentials", "no credentials: set access_key_id with a secret (e.g. secret_name), or profile, or web_identity_token_file with role_arn, or anonymous = true for a public bucket")
+	}
+	return cs
+}
+
+func conflictHint(a, b string) string {
+	switch a {
+	case "anonymous":
+		return "anonymous access signs nothing; remove " + b + " or anonymous"
+	case "access_key_id":
+		return "use either an access key or " + b + ", not both"
+	}
+	return "use one of them"
+}
+
+func without(l []string, s string) []string {
+	var out []string
+	for _, x := range l {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// access validates [[access.allow]]. nil means no policy.
+func (d *doc) access(rules []rawRule) []AccessRule {
+	if !d.md.IsDefined("access", "allow") {
+		return nil
+	}
+	headers := d.loc.found["access.allow"]
+	out := make([]AccessRule, 0, len(rules))
+	for i, r := range rules {
+		from, to := 0, 0
+		if i < len(headers) {
+			from = headers[i]
+		}
+		if i+1 < len(headers) {
+			to = headers[i+1]
+		}
+		fail := func(key, format string, args ...any) {
+			full := "access.allow." + key
+			line := d.loc.lineIn(full, from, to)
+			if line == 0 {
+				line = from
+			}
+			d.fail(line, full, "(rule %d) "+format, append([]any{i + 1}, args...)...)
+		}
+		var rule AccessRule
+		for _, f := range []struct {
+			key string
+			v   val
+			dst *[]string
+		}{{"users", r.Users, &rule.Users}, {"groups", r.Groups, &rule.Groups}} {
+			if !f.v.set {
+				continue
+			}
+			list, ok := f.v.v.([]any)
+			if !ok {
+				fail(f.key, `must be an array of names, e.g. ["alice"], not %s`, tomlType(f.v.v))
+				continue
+			}
+			for _, e := range list {
+				s, ok := e.(string)
+				if !ok || !validPrincipalName(s) {
+					fail(f.key, "%s is not a name: give %s names in quotes", quoteAny(e), strings.TrimSuffix(f.key, "s"))
+					continue
+				}
+				*f.dst = append(*f.dst, s)
+			}
+		}
+		if len(rule.Users) == 0 && len(rule.Groups) == 0 {
+			line := from
+			if line == 0 {
+				line = d.loc.lineFor("access.allow")
+			}
+			d.fail(line, "access.allow", "(rule %d) names no users and no groups: add users = [\"…\"] or groups = [\"…\"], or remove the rule", i+1)
+		}
+		if r.Actions.set {
+			list, ok := r.Actions.v.([]any)
+			if !ok {
+				fail("actions", `must be an array, e.g. ["view", "browse"], not %s`, tomlType(r.Actions.v))
+			}
+			for _, e := range list {
+				s, _ := e.(string)
+				if !contains(actionNames(), s) {
+					fail("actions", "%s is not an action: use %s", quoteAny(e), quoteList(actionNames()))
+					continue
+				}
+				rule.Actions = append(rule.Actions, Action(s))
+			}
+			if ok && len(list) == 0 {
+				fail("actions", "is empty: a rule that allows nothing does nothing; list actions or remove the key for all five")
+			}
+		} else {
+			rule.Actions = append([]Action(nil), AllActions...)
+		}
+		out = append(out, rule)
+	}
+	return out
+}
+
+func actionNames() []string {
+	n := make([]string, len(AllActions))
+	for i, a := range AllActions {
+		n[i] = string(a)
+	}
+	return n
+}
+
+func duplicateMountNames(cs []*Connector) map[string]error {
+	sorted := make([]*Connector, 0, len(cs))
+	for _, c := range cs {
+		if c != nil {
+			sorted = append(sorted, c)
+		}
+	}
+	sort.SliceStable(sorted, func(i, j int) bool {
+		bi, bj := filepath.Base(sorted[i].File), filepath.Base(sorted[j].File)
+		if bi != bj {
+			return bi < bj
+		}
+		return sorted[i].ID < sorted[j].ID
+	})
+	first := map[string]*Connector{}
+	out := map[string]error{}
+	for _, c := range sorted {
+		if c.MountName == "" {
+			continue
+		}
+		prev, ok := first[c.MountName]
+		if !ok {
+			first[c.MountName] = c
+			continue
+		}
+		out[c.ID] = &FileError{File: c.File, Line: lineOfKeyInFile(c.File, "mount_name"), Key: "mount_name",
+			Msg: fmt.Sprintf("%q is already the mount_name of %s: give this connector another mount_name", c.MountName, prev.File)}
+	}
+	return out
+}
+
+// lineOfKeyInFile finds a top-level key's line by re-reading the file
+// (best effort: 0 when it cannot).
+func lineOfKeyInFile(path, key string) int {
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) > maxConnectorSize {
+		return 0
+	}
+	for i, l := range scanLines(string(data)) {
+		if l.header != nil {
+			return 0 // top-level keys come before the first table
+		}
+		if contains(l.keys, key) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func warnings(c *Connector, a *Agent) []string {
+	var w []string
+	if c == nil {
+		return nil
+	}
+	if c.Access != nil && (c.FileMode&0o004 != 0 || c.DirMode&0o005 != 0) {
+		w = append(w, fmt.Sprintf("%s: has an access policy, but its mount is readable by every user of the node (file_mode %04o, dir_mode %04o): the policy limits the API, not the files; set file_mode = \"0640\" and dir_mode = \"0750\" with a group, or \"0600\"/\"0700\"",
+			c.File, c.FileMode, c.DirMode))
+	}
+	if c.Addressing == "virtual" && strings.Contains(c.Bucket, ".") && strings.HasPrefix(c.Endpoint, "https://") {
+		w = append(w, fmt.Sprintf("%s: addressing = \"virtual\" with the dotted bucket %q fails TLS certificate checks on most endpoints: use \"auto\" or \"path\"", c.File, c.Bucket))
+	}
+	if strings.HasPrefix(c.Endpoint, "http://") && c.Credentials.AccessKeyID != "" {
+		if u, err := url.Parse(c.Endpoint); err == nil {
+			ip := net.ParseIP(u.Hostname())
+			if !(u.Hostname() == "localhost" || ip != nil && ip.IsLoopback()) {
+				w = append(w, fmt.Sprintf("%s: endpoint uses plain http: data and signed requests cross the network unencrypted; use https", c.File))
+			}
+		}
+	}
+	if c.Credentials.SecretAccessKey != "" {
+		w = append(w, fmt.Sprintf("%s: holds a plain secret_access_key: prefer secret_name (a root-only file in %s) or secret_access_key_encrypted (s3mountctl encrypt)", c.File, agentOrDefault(a).SecretsDir))
+	}
+	return w
+}
+
+func agentOrDefault(a *Agent) *Agent {
+	if a == nil {
+		return defaultAgent()
+	}
+	return a
+}
+
+func quoteAny(v any) string {
+	if s, ok := v.(string); ok {
+		return strconv.Quote(s)
+	}
+	return tomlType(v)
+}
