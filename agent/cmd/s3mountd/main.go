@@ -1,12 +1,11 @@
-// Command s3mountd is the s3mounts node agent. See README.md.
+// Command s3mountd is the s3mounts node agent. See README.md and
+// docs/OPERATIONS.md.
 package main
 
 import (
-	"fmt"
 	"os"
+
+	"github.com/s3mounts/s3mounts/agent"
 )
 
-func main() {
-	fmt.Fprintln(os.Stderr, "s3mountd: not implemented yet")
-	os.Exit(1)
-}
+func main() { os.Exit(agent.Main(os.Args)) }

@@ -1,0 +1,974 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/s3mounts/s3mounts/agent/client"
+	"github.com/s3mounts/s3mounts/agent/worker"
+	"github.com/s3mounts/s3mounts/config"
+	"github.com/s3mounts/s3mounts/mounts"
+	"github.com/s3mounts/s3mounts/mounts/s3conn"
+)
+
+// Timing of the reconciler.
+const (
+	backoffMin = time.Second
+	backoffMax = 60 * time.Second
+	// stableAfter: a worker that served this long before dying restarts
+	// its backoff from the start.
+	stableAfter = 30 * time.Second
+	// mountTimeout bounds one mount attempt (start + mount).
+	mountTimeout = 90 * time.Second
+	// unmountTimeout bounds one unmount.
+	unmountTimeout = 60 * time.Second
+)
+
+// backoff is the delay before retry number n (n >= 1): 1s, 2s, 4s … 60s.
+func backoff(n int) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	d := backoffMin
+	for i := 1; i < n && d < backoffMax; i++ {
+		d *= 2
+	}
+	if d > backoffMax {
+		d = backoffMax
+	}
+	return d
+}
+
+// action is what one reconcile step does for a connector.
+type action int
+
+const (
+	actNone    action = iota // in the desired state: leave it alone
+	actStart                 // start a worker
+	actStop                  // stop the worker
+	actReplace               // spec changed: stop the worker, then start one
+	actWait                  // start wanted but backing off until nextTry
+)
+
+func (a action) String() string {
+	return [...]string{"none", "start", "stop", "replace", "wait"}[a]
+}
+
+// plan is the pure decision of one step: want is the desired activation,
+// workerHash the spec hash of the live worker ("" if none), hash the spec
+// hash desired.
+func plan(want bool, workerHash, hash string, now, nextTry time.Time) action {
+	switch {
+	case !want && workerHash == "":
+		return actNone
+	case !want:
+		return actStop
+	case workerHash == hash:
+		return actNone
+	case workerHash != "":
+		return actReplace
+	case now.Before(nextTry):
+		return actWait
+	default:
+		return actStart
+	}
+}
+
+// reconciler is the agent.Controller: desired state from the connector
+// files plus API overrides, actual state from mount workers; one goroutine
+// per connector so that one slow mount never blocks another.
+type reconciler struct {
+	agent      *config.Agent
+	runtimeDir string
+	key        *config.NodeKey
+	sup        *worker.Supervisor
+	log        *slog.Logger
+	ov         *overrides
+	metrics    *Metrics
+	now        func() time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	loadMu sync.Mutex
+
+	ready chan struct{} // closed once adoption is settled
+
+	mu            sync.Mutex
+	pendingNotify bool
+	conns         map[string]*conn
+	subs          map[int]chan View
+	nextSub       int
+	// onChange is called (without the lock) after any view changed; the
+	// daemon keeps systemd's STATUS= current with it.
+	onChange func()
+}
+
+// conn is one connector: its last good configuration and its runtime state.
+// Every field is guarded by reconciler.mu.
+type conn struct {
+	id, file string
+	good     *config.Connector // last good version; nil if never valid
+	spec     mounts.Spec
+	hash     string
+	cfgErr   string // the file, or its secret, is broken now
+	dupErr   string // mount_name claimed by an earlier file
+	removed  bool   // the file is gone
+
+	phase     client.State
+	phaseErr  string
+	h         *worker.Handle
+	mountedAt time.Time
+	failures  int
+	nextTry   time.Time
+
+	kick      chan struct{}
+	changed   chan struct{} // closed and replaced on every view change
+	last      client.Connector
+	firstDone chan struct{}
+	firstOnce sync.Once
+}
+
+func newReconciler(a *config.Agent, runtimeDir string, key *config.NodeKey, sup *worker.Supervisor, ov *overrides, log *slog.Logger) *reconciler {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &reconciler{agent: a, runtimeDir: runtimeDir, key: key, sup: sup, ov: ov, log: log,
+		now: time.Now, ctx: ctx, cancel: cancel, ready: make(chan struct{}), conns: map[string]*conn{}, subs: map[int]chan View{}}
+}
+
+// buildSpec resolves the secret and turns a connector into a mount Spec.
+func (r *reconciler) buildSpec(c *config.Connector) (mounts.Spec, error) {
+	secret, err := config.ResolveSecret(c, r.agent, r.key)
+	if err != nil {
+		return mounts.Spec{}, err
+	}
+	cr := c.Credentials
+	spec := mounts.Spec{
+		ID: c.ID, Backend: c.Backend, MountPoint: filepath.Join(r.agent.ProjectRoot, c.MountName),
+		Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix,
+		ReadOnly: c.Mode != "rw", PathStyle: c.PathStyle(), UID: c.UID, GID: c.GID,
+		FileMode: c.FileMode, DirMode: c.DirMode, StallTimeout: c.StallTimeout,
+		MetadataTTL: c.MetadataTTL, NegativeTTL: c.NegativeTTL,
+		CacheDir:   filepath.Join(r.agent.CacheDir, c.ID),
+		RuntimeDir: filepath.Join(r.runtimeDir, "mounts", c.ID),
+		Binary:     r.agent.Binaries[c.Backend],
+		Credentials: mounts.Credentials{
+			AccessKeyID: cr.AccessKeyID, SecretAccessKey: mounts.Secret(secret),
+			SessionToken: mounts.Secret(cr.SessionToken), Profile: cr.Profile, RoleARN: cr.RoleARN,
+			RoleSessionName: cr.RoleSessionName, ExternalID: cr.ExternalID, SourceIdentity: cr.SourceIdentity,
+			WebIdentityTokenFile: cr.WebIdentityTokenFile, Anonymous: cr.Anonymous,
+		},
+	}
+	return spec, nil
+}
+
+type loaded struct {
+	id, file string
+	cfg      *config.Connector
+	spec     mounts.Spec
+	hash     string
+	err      error
+}
+
+// Load re-reads every connector file (and the secrets they use) and kicks
+// every connector; unchanged ones are left untouched by their step.
+func (r *reconciler) Load() {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	dir := r.agent.ConnectorsDir
+	des, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		r.log.Error("cannot read the connectors directory; keeping what is mounted", "dir", dir, "err", err)
+		return
+	}
+	var files []loaded
+	for _, de := range des {
+		name := de.Name()
+		if !config.IsConnectorFile(name) {
+			continue
+		}
+		l := loaded{id: config.ConnectorID(name), file: filepath.Join(dir, name)}
+		if fi, err := os.Stat(l.file); err != nil || fi.IsDir() {
+			continue // dangling symlink (a ..data swap in progress) or a directory
+		}
+		l.cfg, l.err = config.LoadConnector(l.file, r.agent)
+		if l.err == nil {
+			l.spec, l.err = r.buildSpec(l.cfg)
+			if l.err == nil {
+				l.hash = worker.SpecHash(l.spec)
+			}
+		}
+		files = append(files, l)
+	}
+
+	r.mu.Lock()
+	seen := map[string]bool{}
+	for _, l := range files {
+		seen[l.id] = true
+		c := r.conns[l.id]
+		if c == nil {
+			c = &conn{id: l.id, phase: client.StateInactive, kick: make(chan struct{}, 1),
+				changed: make(chan struct{}), firstDone: make(chan struct{})}
+			r.conns[l.id] = c
+			r.startConnLocked(c)
+		}
+		c.file, c.removed = l.file, false
+		if l.err != nil {
+			msg := l.err.Error()
+			if c.cfgErr != msg {
+				r.log.Warn("connector file is invalid", "connector", l.id, "err", msg, "keeps_last_good", c.good != nil)
+			}
+			c.cfgErr = msg
+		} else {
+			if c.hash != "" && c.hash != l.hash {
+				r.log.Info("connector changed", "connector", l.id)
+			}
+			c.good, c.spec, c.hash, c.cfgErr = l.cfg, l.spec, l.hash, ""
+		}
+	}
+	var goods []*config.Connector
+	for id, c := range r.conns {
+		if !seen[id] && !c.removed {
+			r.log.Info("connector file removed", "connector", id)
+			c.removed = true
+			r.ov.del(id)
+		}
+		if c.good != nil && !c.removed {
+			goods = append(goods, c.good)
+		}
+	}
+	dups := config.DuplicateMountNames(goods)
+	for id, c := range r.conns {
+		c.dupErr = ""
+		if e := dups[id]; e != nil {
+			c.dupErr = e.Error()
+		}
+		if c.good != nil {
+			if ov, ok := r.ov.get(id); ok {
+				if _, stale := desiredActive(c.good.Active, ov, true); stale {
+					r.log.Info("active changed in the file; it wins over the API activation", "connector", id)
+					r.ov.del(id)
+				}
+			}
+		}
+		r.changedLocked(c)
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	r.mu.Unlock()
+	r.notify()
+}
+
+// wantLocked is the desired activation of c.
+func (r *reconciler) wantLocked(c *conn) bool {
+	if c.removed || c.good == nil || c.dupErr != "" {
+		return false
+	}
+	ov, ok := r.ov.get(c.id)
+	active, _ := desiredActive(c.good.Active, ov, ok)
+	return active
+}
+
+func (r *reconciler) startConnLocked(c *conn) {
+	r.wg.Add(1)
+	go r.loop(c)
+}
+
+func (r *reconciler) loop(c *conn) {
+	defer r.wg.Done()
+	select {
+	case <-r.ready:
+	case <-r.ctx.Done():
+		return
+	}
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-c.kick:
+		case <-timerC:
+		}
+		if timer != nil {
+			timer.Stop()
+			timer, timerC = nil, nil
+		}
+		wake, gone := r.step(c)
+		c.firstOnce.Do(func() { close(c.firstDone) })
+		if gone {
+			return
+		}
+		if !wake.IsZero() {
+			timer = time.NewTimer(time.Until(wake))
+			timerC = timer.C
+		}
+	}
+}
+
+// step brings one connector one step towards its desired state. It returns
+// when to look again (zero: on the next kick), and gone when the connector
+// has been forgotten.
+func (r *reconciler) step(c *conn) (wake time.Time, gone bool) {
+	r.mu.Lock()
+	want := r.wantLocked(c)
+	workerHash := ""
+	if c.h != nil {
+		workerHash = c.h.SpecHash
+	}
+	now := r.now()
+	act := plan(want, workerHash, c.hash, now, c.nextTry)
+	spec, h := c.spec, c.h
+	if act == actNone && !want && c.removed {
+		delete(r.conns, c.id)
+		c.phase, c.phaseErr = client.StateInactive, ""
+		r.changedLocked(c)
+		r.mu.Unlock()
+		r.notify()
+		return time.Time{}, true
+	}
+	if act == actNone && !want && c.phase != client.StateInactive && c.phase != client.StateError {
+		r.setPhaseLocked(c, client.StateInactive, c.phaseErr)
+	}
+	if act == actNone && !want && c.phase == client.StateError && c.good != nil {
+		// a failed, now undesired connector rests
+		r.setPhaseLocked(c, client.StateInactive, "")
+		c.failures, c.nextTry = 0, time.Time{}
+	}
+	if act == actNone && want && c.phase != client.StateMounted {
+		r.setPhaseLocked(c, client.StateMounted, "")
+	}
+	if act == actWait {
+		wake = c.nextTry
+	}
+	r.mu.Unlock()
+	r.notify()
+
+	switch act {
+	case actStop:
+		r.stop(c, h)
+	case actReplace:
+		r.log.Info("connector spec changed; remounting", "connector", c.id)
+		r.stop(c, h)
+		return r.start(c, spec), false
+	case actStart:
+		return r.start(c, spec), false
+	}
+	return wake, false
+}
+
+// start starts a worker for spec and waits until it has mounted or failed.
+func (r *reconciler) start(c *conn, spec mounts.Spec) (wake time.Time) {
+	hash := worker.SpecHash(spec)
+	// Never two mounts at one path: wait while another connector's worker
+	// still holds it (a duplicate mount_name being resolved).
+	r.mu.Lock()
+	for _, o := range r.conns {
+		if o != c && o.h != nil && o.h.MountPoint == spec.MountPoint {
+			r.setPhaseLocked(c, client.StateMounting, "waiting for "+o.id+" to release "+spec.MountPoint)
+			r.mu.Unlock()
+			r.notify()
+			return r.now().Add(time.Second)
+		}
+	}
+	r.setPhaseLocked(c, client.StateMounting, "")
+	r.mu.Unlock()
+	r.notify()
+
+	ctx, cancel := context.WithTimeout(r.ctx, mountTimeout)
+	defer cancel()
+	h, err := r.launch(ctx, spec)
+	if err == nil {
+		err = h.WaitMounted(ctx)
+		if err != nil {
+			uctx, ucancel := context.WithTimeout(context.Background(), unmountTimeout)
+			h.Unmount(uctx)
+			ucancel()
+		}
+	}
+
+	r.mu.Lock()
+	defer func() { r.mu.Unlock(); r.notify() }()
+	if err != nil {
+		if r.ctx.Err() != nil {
+			r.setPhaseLocked(c, client.StateInactive, "")
+			return time.Time{}
+		}
+		c.failures++
+		d := backoff(c.failures)
+		c.nextTry = r.now().Add(d)
+		r.setPhaseLocked(c, client.StateError, fmt.Sprintf("%v (retrying in %s)", err, d))
+		r.log.Error("mount failed", "connector", c.id, "err", err, "retry_in", d.String())
+		if r.metrics != nil {
+			r.metrics.ReconcileErrors.WithLabelValues(c.id).Inc()
+		}
+		return c.nextTry
+	}
+	c.h, c.mountedAt = h, r.now()
+	r.setPhaseLocked(c, client.StateMounted, "")
+	r.log.Info("mounted", "connector", c.id, "mount_point", spec.MountPoint, "backend", spec.Backend, "worker_pid", h.PID, "spec_hash_prefix", hash[:15])
+	go r.watchWorker(c, h)
+	return time.Time{}
+}
+
+// launch prepares the mount point and starts a worker.
+func (r *reconciler) launch(ctx context.Context, spec mounts.Spec) (*worker.Handle, error) {
+	mp := spec.MountPoint
+	if err := os.MkdirAll(r.agent.ProjectRoot, 0o755); err != nil {
+		return nil, fmt.Errorf("create project_root: %w", err)
+	}
+	mounts.CleanStale(mp)
+	if ok, _ := mounts.IsMountPoint(mp); ok {
+		// mounted by nobody we know (a worker whose record was lost):
+		// never mount twice.
+		r.log.Warn("mount point is mounted by an unknown process; unmounting it first", "mount_point", mp)
+		if err := mounts.Unmount(ctx, mp); err != nil && !errors.Is(err, mounts.ErrLazyUnmount) {
+			return nil, fmt.Errorf("%s is already mounted and could not be unmounted: %w", mp, err)
+		}
+	}
+	if err := os.MkdirAll(mp, 0o755); err != nil {
+		return nil, fmt.Errorf("create mount point: %w", err)
+	}
+	if des, err := os.ReadDir(mp); err == nil && len(des) > 0 {
+		return nil, fmt.Errorf("mount point %s is not empty: move its files away", mp)
+	}
+	return r.sup.Start(ctx, spec)
+}
+
+// stop unmounts through the worker and waits until it is gone.
+func (r *reconciler) stop(c *conn, h *worker.Handle) {
+	r.mu.Lock()
+	c.h = nil // the watcher of h now knows the end is ours
+	r.setPhaseLocked(c, client.StateUnmounting, "")
+	r.mu.Unlock()
+	r.notify()
+	ctx, cancel := context.WithTimeout(context.Background(), unmountTimeout)
+	lazy, err := h.Unmount(ctx)
+	cancel()
+	msg := ""
+	switch {
+	case err != nil:
+		msg = "unmount: " + err.Error()
+		r.log.Error("unmount failed", "connector", c.id, "err", err)
+		if r.metrics != nil {
+			r.metrics.ReconcileErrors.WithLabelValues(c.id).Inc()
+		}
+	case lazy:
+		msg = "the mount was busy and has been detached lazily; open files keep working until they are closed"
+		r.log.Warn("busy mount detached lazily", "connector", c.id, "mount_point", h.MountPoint)
+	default:
+		r.log.Info("unmounted", "connector", c.id, "mount_point", h.MountPoint)
+	}
+	if ok, _ := mounts.IsMountPoint(h.MountPoint); !ok {
+		os.Remove(h.MountPoint) // only if empty
+	}
+	r.mu.Lock()
+	c.failures, c.nextTry = 0, time.Time{}
+	r.setPhaseLocked(c, client.StateInactive, msg)
+	r.mu.Unlock()
+	r.notify()
+}
+
+// watchWorker notices a worker's death and schedules its restart.
+func (r *reconciler) watchWorker(c *conn, h *worker.Handle) {
+	<-h.Done()
+	r.mu.Lock()
+	if c.h != h {
+		r.mu.Unlock()
+		return // stopped on purpose
+	}
+	c.h = nil
+	r.mu.Unlock()
+	if r.ctx.Err() != nil {
+		return
+	}
+	mounts.CleanStale(h.MountPoint)
+	reason := "mount ended"
+	if err := h.Err(); err != nil {
+		reason = err.Error()
+	}
+	r.mu.Lock()
+	if r.now().Sub(c.mountedAt) >= stableAfter {
+		c.failures = 1
+	} else {
+		c.failures++
+	}
+	d := backoff(c.failures)
+	c.nextTry = r.now().Add(d)
+	r.setPhaseLocked(c, client.StateError, fmt.Sprintf("%s; restarting in %s", reason, d))
+	r.mu.Unlock()
+	r.notify()
+	r.log.Error("mount worker ended", "connector", c.id, "pid", h.PID, "reason", reason, "restart_in", d.String())
+	if r.metrics != nil {
+		r.metrics.WorkerRestarts.WithLabelValues(c.id).Inc()
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reconciler) setPhaseLocked(c *conn, p client.State, msg string) {
+	c.phase, c.phaseErr = p, msg
+	r.changedLocked(c)
+}
+
+// changedLocked publishes c's view if it changed.
+func (r *reconciler) changedLocked(c *conn) {
+	v := r.viewLocked(c)
+	if reflect.DeepEqual(v.Connector, c.last) {
+		return
+	}
+	c.last = v.Connector
+	close(c.changed)
+	c.changed = make(chan struct{})
+	for _, ch := range r.subs {
+		select {
+		case ch <- v:
+		default: // a slow subscriber misses an event rather than stall mounts
+		}
+	}
+	r.pendingNotify = true
+}
+
+func (r *reconciler) notify() {
+	r.mu.Lock()
+	p := r.pendingNotify
+	r.pendingNotify = false
+	f := r.onChange
+	r.mu.Unlock()
+	if p && f != nil {
+		f()
+	}
+}
+
+func (r *reconciler) viewLocked(c *conn) View {
+	cc := client.Connector{ID: c.id, File: c.file, State: c.phase, Error: c.phaseErr}
+	var v View
+	if g := c.good; g != nil {
+		cc.Name, cc.Description, cc.Endpoint, cc.Region = g.Name, g.Description, g.Endpoint, g.Region
+		cc.Bucket, cc.Prefix, cc.MountName, cc.Mode, cc.Backend = g.Bucket, g.Prefix, g.MountName, g.Mode, g.Backend
+		cc.MountPath = filepath.Join(r.agent.ProjectRoot, g.MountName)
+		cc.Active = r.wantLocked(c)
+		cc.CreatedBy = g.CreatedBy
+		if !g.CreatedAt.IsZero() {
+			t := g.CreatedAt
+			cc.CreatedAt = &t
+		}
+		if !g.UpdatedAt.IsZero() {
+			t := g.UpdatedAt
+			cc.UpdatedAt = &t
+		}
+		cc.Owner, cc.Group = g.Owner, g.Group
+		if cc.Owner == "" {
+			cc.Owner = strconv.FormatUint(uint64(g.UID), 10)
+		}
+		if cc.Group == "" {
+			cc.Group = strconv.FormatUint(uint64(g.GID), 10)
+		}
+		cc.FileMode = fmt.Sprintf("%04o", uint32(g.FileMode.Perm()))
+		cc.DirMode = fmt.Sprintf("%04o", uint32(g.DirMode.Perm()))
+		v.Access = g.Access
+	}
+	var probs []string
+	if c.cfgErr != "" {
+		probs = append(probs, c.cfgErr)
+	}
+	if c.dupErr != "" {
+		probs = append(probs, c.dupErr)
+	}
+	if len(probs) > 0 && !c.removed {
+		msg := strings.Join(probs, "; ")
+		if c.cfgErr != "" && c.h != nil && c.phase == client.StateMounted {
+			msg += " (the last good version stays mounted until the file is fixed)"
+		}
+		cc.State, cc.Error = client.StateError, msg
+	}
+	cc.Actions = []string{}
+	v.Connector = cc
+	return v
+}
+
+// ---- agent.Controller ----
+
+var _ Controller = (*reconciler)(nil)
+
+func (r *reconciler) Connectors() []View {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]string, 0, len(r.conns))
+	for id, c := range r.conns {
+		if !c.removed {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	out := make([]View, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, r.viewLocked(r.conns[id]))
+	}
+	return out
+}
+
+func (r *reconciler) Connector(id string) (View, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.conns[id]
+	if !ok || c.removed {
+		return View{}, false
+	}
+	return r.viewLocked(c), true
+}
+
+func (r *reconciler) lookupLocked(id string) (*conn, error) {
+	c, ok := r.conns[id]
+	if !ok || c.removed {
+		return nil, Errorf(client.CodeNotFound, "no connector %q: its file %s.toml is not in %s", id, id, r.agent.ConnectorsDir)
+	}
+	return c, nil
+}
+
+func (r *reconciler) Activate(ctx context.Context, id string) (View, error) {
+	return r.setActive(ctx, id, true)
+}
+
+func (r *reconciler) Deactivate(ctx context.Context, id string) (View, error) {
+	return r.setActive(ctx, id, false)
+}
+
+func (r *reconciler) setActive(ctx context.Context, id string, active bool) (View, error) {
+	r.mu.Lock()
+	c, err := r.lookupLocked(id)
+	if err != nil {
+		r.mu.Unlock()
+		return View{}, err
+	}
+	if c.good == nil {
+		msg := c.cfgErr
+		r.mu.Unlock()
+		return View{}, Errorf(client.CodeInvalid, "connector %s cannot be used until its file is fixed: %s", id, msg)
+	}
+	if active && c.dupErr != "" {
+		msg := c.dupErr
+		r.mu.Unlock()
+		return View{}, Errorf(client.CodeConflict, "%s", msg)
+	}
+	if err := r.ov.set(id, override{Active: active, FileActive: c.good.Active, At: r.now().UTC()}); err != nil {
+		r.log.Error("activation is not persisted", "connector", id, "err", err)
+	}
+	if active {
+		c.failures, c.nextTry = 0, time.Time{} // asked for explicitly: try now
+		if c.h == nil && (c.phase == client.StateInactive || c.phase == client.StateError) {
+			r.setPhaseLocked(c, client.StateMounting, "")
+		}
+	} else if c.h != nil {
+		r.setPhaseLocked(c, client.StateUnmounting, "")
+	} else {
+		r.changedLocked(c)
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+	r.mu.Unlock()
+	r.notify()
+	for {
+		r.mu.Lock()
+		v := r.viewLocked(c)
+		done := false
+		if active {
+			done = (c.phase == client.StateMounted && c.h != nil) || c.phase == client.StateError
+		} else {
+			done = c.h == nil && c.phase != client.StateUnmounting && c.phase != client.StateMounting
+		}
+		ch := c.changed
+		r.mu.Unlock()
+		if done {
+			return v, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return v, nil // bounded: the caller sees the state reached so far
+		}
+	}
+}
+
+func (r *reconciler) mounted(id string) (*conn, *worker.Handle, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.lookupLocked(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.h == nil || c.phase != client.StateMounted {
+		return nil, nil, Errorf(client.CodeConflict, "connector %s is not mounted: activate it first", id)
+	}
+	return c, c.h, nil
+}
+
+func workerErr(err error) error {
+	var ce *worker.CallError
+	if errors.As(err, &ce) {
+		switch ce.Status {
+		case 400:
+			return Errorf(client.CodeInvalid, "%s", ce.Msg)
+		case 404:
+			return Errorf(client.CodeNotFound, "%s", ce.Msg)
+		case 409:
+			return Errorf(client.CodeConflict, "%s", ce.Msg)
+		}
+		return errors.New(ce.Msg)
+	}
+	return Errorf(client.CodeUnavailable, "the connector's mount worker did not answer: %v", err)
+}
+
+func (r *reconciler) Refresh(ctx context.Context, id, path string) error {
+	_, h, err := r.mounted(id)
+	if err != nil {
+		return err
+	}
+	rel, err := worker.CleanRel(path)
+	if err != nil {
+		return Errorf(client.CodeInvalid, "path %q: %v", path, err)
+	}
+	if err := h.Refresh(ctx, rel); err != nil {
+		return workerErr(err)
+	}
+	return nil
+}
+
+func (r *reconciler) Test(ctx context.Context, id string) (client.TestResult, error) {
+	r.mu.Lock()
+	c, err := r.lookupLocked(id)
+	var good *config.Connector
+	var cfgErr string
+	if err == nil {
+		good, cfgErr = c.good, c.cfgErr
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return client.TestResult{}, err
+	}
+	if good == nil {
+		return client.TestResult{}, Errorf(client.CodeInvalid, "connector %s cannot be tested until its file is fixed: %s", id, cfgErr)
+	}
+	spec, err := r.buildSpec(good)
+	if err != nil {
+		return client.TestResult{OK: false, Checks: []client.Check{{Name: "credentials", Error: err.Error()}}}, nil
+	}
+	res := client.TestResult{OK: true, Checks: []client.Check{}}
+	for _, ck := range s3conn.Check(ctx, spec) {
+		res.Checks = append(res.Checks, client.Check{Name: ck.Name, OK: ck.OK, Error: ck.Err, MS: ck.Duration.Milliseconds()})
+		if !ck.OK {
+			res.OK = false
+		}
+	}
+	if len(res.Checks) == 0 {
+		res.OK = false
+	}
+	return res, nil
+}
+
+func (r *reconciler) Files(ctx context.Context, id, path, cursor string, limit int) (client.Files, error) {
+	c, h, err := r.mounted(id)
+	if err != nil {
+		return client.Files{}, err
+	}
+	rel, err := worker.CleanRel(path)
+	if err != nil {
+		return client.Files{}, Errorf(client.CodeInvalid, "path %q: %v", path, err)
+	}
+	r.mu.Lock()
+	bucket, prefix, mp := c.spec.Bucket, c.spec.Prefix, c.spec.MountPoint
+	r.mu.Unlock()
+	page, err := h.Files(ctx, rel, cursor, limit)
+	if err != nil {
+		return client.Files{}, workerErr(err)
+	}
+	out := client.Files{Path: "/" + rel, Entries: make([]client.Entry, 0, len(page.Entries)), NextCursor: page.NextCursor}
+	for _, e := range page.Entries {
+		key := e.Key
+		if !strings.HasPrefix(key, prefix) {
+			key = prefix + key
+		}
+		typ := "file"
+		if e.Dir {
+			typ = "dir"
+		}
+		out.Entries = append(out.Entries, client.Entry{Name: e.Name, Type: typ, Size: e.Size, MTime: e.MTime,
+			Path: filepath.Join(mp, filepath.FromSlash(rel), e.Name), S3URI: "s3://" + bucket + "/" + key})
+	}
+	return out, nil
+}
+
+func (r *reconciler) Subscribe() (<-chan View, func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := make(chan View, 256)
+	id := r.nextSub
+	r.nextSub++
+	r.subs[id] = ch
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			r.mu.Lock()
+			delete(r.subs, id)
+			r.mu.Unlock()
+		})
+	}
+}
+
+func (r *reconciler) MountedCount() int {
+	n, _ := r.counts()
+	return n
+}
+
+// counts returns how many connectors are mounted and how many are known.
+func (r *reconciler) counts() (mounted, total int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		if c.removed {
+			continue
+		}
+		total++
+		if c.h != nil && c.phase == client.StateMounted {
+			mounted++
+		}
+	}
+	return
+}
+
+// ---- lifecycle ----
+
+// Start adopts live workers, cleans stale mounts under project_root, loads
+// every file, stops unwanted workers and waits (bounded by ctx) until every
+// connector has had its first step.
+func (r *reconciler) Start(ctx context.Context) {
+	handles := r.sup.Adopt(ctx)
+	r.cleanStale()
+	r.Load() // connector goroutines wait for r.ready before acting
+
+	var wg sync.WaitGroup
+	for _, h := range handles {
+		r.mu.Lock()
+		c := r.conns[h.ID]
+		keep := c != nil && r.wantLocked(c) && c.hash == h.SpecHash && c.h == nil
+		if keep {
+			c.h, c.mountedAt = h, r.now()
+		}
+		r.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if keep {
+				wctx, cancel := context.WithTimeout(ctx, mountTimeout)
+				err := h.WaitMounted(wctx)
+				cancel()
+				if err == nil {
+					r.log.Info("adopted a live mount worker", "connector", h.ID, "pid", h.PID, "mount_point", h.MountPoint)
+					r.mu.Lock()
+					r.setPhaseLocked(c, client.StateMounted, "")
+					r.mu.Unlock()
+					r.notify()
+					go r.watchWorker(c, h)
+					return
+				}
+				r.log.Warn("adopted worker failed to mount; replacing it", "connector", h.ID, "err", err)
+				r.mu.Lock()
+				c.h = nil
+				r.mu.Unlock()
+			} else {
+				r.log.Info("stopping a mount worker that is no longer wanted or whose connector changed", "connector", h.ID, "pid", h.PID)
+			}
+			uctx, cancel := context.WithTimeout(context.Background(), unmountTimeout)
+			h.Unmount(uctx)
+			cancel()
+			if ok, _ := mounts.IsMountPoint(h.MountPoint); !ok {
+				os.Remove(h.MountPoint)
+			}
+		}()
+	}
+	wg.Wait()
+	close(r.ready)
+
+	r.mu.Lock()
+	var firsts []chan struct{}
+	for _, c := range r.conns {
+		firsts = append(firsts, c.firstDone)
+	}
+	r.mu.Unlock()
+	for _, f := range firsts {
+		select {
+		case <-f:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// cleanStale detaches dead FUSE mounts (ENOTCONN) under project_root.
+func (r *reconciler) cleanStale() {
+	mis, err := mounts.ReadMountInfo()
+	if err != nil {
+		r.log.Warn("cannot read the mount table", "err", err)
+		return
+	}
+	root := filepath.Clean(r.agent.ProjectRoot) + "/"
+	for _, mi := range mis {
+		if strings.HasPrefix(mi.MountPoint, root) && mounts.IsStale(mi.MountPoint) {
+			r.log.Info("cleaning a dead mount", "mount_point", mi.MountPoint)
+			if err := mounts.CleanStale(mi.MountPoint); err != nil {
+				r.log.Warn("could not clean a dead mount", "mount_point", mi.MountPoint, "err", err)
+			}
+		}
+	}
+}
+
+// Close stops the connector goroutines. With unmount, every worker is told
+// to unmount and exit (SIGTERM); without, workers keep serving (re-exec).
+func (r *reconciler) Close(unmount bool) {
+	r.cancel()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(unmountTimeout):
+		r.log.Warn("some connector steps did not finish in time")
+	}
+	if !unmount {
+		return
+	}
+	r.mu.Lock()
+	var cs []*conn
+	for _, c := range r.conns {
+		if c.h != nil {
+			cs = append(cs, c)
+		}
+	}
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		r.mu.Lock()
+		h := c.h
+		r.mu.Unlock()
+		if h == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); r.stop(c, h) }()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,156 @@
+// Package worker is the mount worker: one process per active connector,
+// the s3mountd binary run as the hidden sub-command `s3mountd worker`. It
+// holds both sides of the worker protocol of docs/DESIGN.md: the worker
+// (Main) and the agent's supervisor (Supervisor, Handle).
+//
+// A worker outlives the agent: it records itself in
+// <state_dir>/workers/<id>.json and answers on its own root-only socket
+// <runtime_dir>/workers/<id>.sock, so a restarted agent adopts it.
+package worker
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/s3mounts/s3mounts/mounts"
+)
+
+// Worker states reported by GET /v1/status.
+const (
+	StateMounting = "mounting"
+	StateMounted  = "mounted"
+	StateError    = "error" // the mount failed or ended; the worker exits soon
+)
+
+// Record is <state_dir>/workers/<id>.json (0600): what a restarted agent
+// needs to find and trust a live worker.
+type Record struct {
+	ID         string    `json:"id"`
+	PID        int       `json:"pid"`
+	StartTime  uint64    `json:"start_time"` // field 22 of /proc/<pid>/stat
+	SpecHash   string    `json:"spec_hash"`
+	Backend    string    `json:"backend"`
+	MountPoint string    `json:"mount_point"`
+	Socket     string    `json:"socket"`
+	Executable string    `json:"executable"`
+	Version    string    `json:"version"`
+	StartedAt  time.Time `json:"started_at"`
+}
+
+// Status is GET /v1/status.
+type Status struct {
+	ID         string    `json:"id"`
+	PID        int       `json:"pid"`
+	SpecHash   string    `json:"spec_hash"`
+	State      string    `json:"state"`
+	Error      string    `json:"error,omitempty"`
+	MountPoint string    `json:"mount_point"`
+	Since      time.Time `json:"since"`
+}
+
+// WaitResult is the answer of GET /v1/wait, sent when the mount has ended.
+type WaitResult struct {
+	Error string `json:"error,omitempty"`
+}
+
+// UnmountResult is the answer of POST /v1/unmount.
+type UnmountResult struct {
+	OK   bool `json:"ok"`
+	Lazy bool `json:"lazy,omitempty"`
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// SpecHash is the sha256 of the Spec's JSON, secrets included (so a rotated
+// secret changes it). It is only ever stored root-only.
+func SpecHash(spec mounts.Spec) string {
+	b, err := json.Marshal(spec)
+	if err != nil { // cannot happen: Spec has only plain fields
+		panic(err)
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// RecordPath is where the worker of connector id records itself.
+func RecordPath(stateDir, id string) string {
+	return filepath.Join(stateDir, "workers", id+".json")
+}
+
+// SocketPath is the control socket of the worker of connector id.
+func SocketPath(runtimeDir, id string) string {
+	return filepath.Join(runtimeDir, "workers", id+".sock")
+}
+
+// ReadRecord reads one record file.
+func ReadRecord(path string) (Record, error) {
+	var r Record
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("worker record %s: %w (the file is rewritten by the next worker; delete it if it stays)", path, err)
+	}
+	return r, nil
+}
+
+// writeFileAtomic writes data to path with mode via a temporary file and a
+// rename, so a reader never sees half a file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// ProcStartTime returns field 22 of /proc/<pid>/stat (start time in clock
+// ticks since boot) and whether the process is a zombie.
+func ProcStartTime(pid int) (start uint64, zombie bool, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); field 22 is f[19].
+	if len(f) < 20 {
+		return 0, false, errors.New("short /proc stat")
+	}
+	start, err = strconv.ParseUint(f[19], 10, 64)
+	return start, f[0] == "Z" || f[0] == "X", err
+}

@@ -1,0 +1,478 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/s3mounts/s3mounts/mounts"
+	"github.com/s3mounts/s3mounts/mounts/builtin"
+)
+
+// Backends is the registry of mount backends a worker picks from by
+// Spec.Backend.
+func Backends() map[string]mounts.Backend {
+	return map[string]mounts.Backend{
+		"default": builtin.New(),
+		"s3fs":    mounts.NewS3FS(),
+		"geesefs": mounts.NewGeeseFS(),
+	}
+}
+
+// specFD is the file descriptor the agent passes the Spec on.
+const specFD = 3
+
+// Main runs `s3mountd worker --id ID --state-dir DIR --runtime-dir DIR`:
+// it reads the Spec from fd 3, mounts it, records itself, serves its
+// control socket and returns the process exit code once the mount ends.
+func Main(args []string, backends map[string]mounts.Backend, version string, log *slog.Logger) int {
+	fs := flag.NewFlagSet("s3mountd worker", flag.ContinueOnError)
+	id := fs.String("id", "", "connector id")
+	stateDir := fs.String("state-dir", "", "state directory (worker records)")
+	runtimeDir := fs.String("runtime-dir", "", "runtime directory (control sockets)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *id == "" || *stateDir == "" || *runtimeDir == "" {
+		fmt.Fprintln(os.Stderr, "s3mountd worker: --id, --state-dir and --runtime-dir are required; this sub-command is started by s3mountd, not by hand")
+		return 2
+	}
+	log = log.With("connector", *id, "worker_pid", os.Getpid())
+	// A vanished reader of stdout/stderr (the agent's terminal or journal
+	// stream) must not kill the mount.
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
+
+	spec, err := readSpec()
+	if err != nil {
+		log.Error("reading the mount spec from the agent failed", "err", err)
+		return 1
+	}
+	if spec.ID != *id {
+		log.Error("spec id does not match --id", "spec_id", spec.ID)
+		return 2
+	}
+	w := &server{
+		spec: spec, hash: SpecHash(spec), log: log, version: version,
+		stateDir: *stateDir, runtimeDir: *runtimeDir,
+		state: StateMounting, since: time.Now(),
+		changed: make(chan struct{}), ended: make(chan struct{}),
+	}
+	return w.run(backends)
+}
+
+func readSpec() (mounts.Spec, error) {
+	var spec mounts.Spec
+	f := os.NewFile(specFD, "spec")
+	if f == nil {
+		return spec, errors.New("fd 3 is not open")
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return spec, fmt.Errorf("read fd 3: %w", err)
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return spec, fmt.Errorf("decode spec: %w", err)
+	}
+	return spec, nil
+}
+
+type server struct {
+	spec                 mounts.Spec
+	hash                 string
+	log                  *slog.Logger
+	version              string
+	stateDir, runtimeDir string
+
+	mu       sync.Mutex
+	state    string
+	errMsg   string
+	since    time.Time
+	changed  chan struct{} // closed and replaced on every state change
+	mount    mounts.Mount
+	ended    chan struct{} // closed when the mount has ended (or failed)
+	endErr   string
+	acked    bool // someone read the final status
+	stopping bool
+}
+
+func (w *server) setState(state, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.state, w.errMsg, w.since = state, msg, time.Now()
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+func (w *server) status() (Status, <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return Status{ID: w.spec.ID, PID: os.Getpid(), SpecHash: w.hash, State: w.state, Error: w.errMsg,
+		MountPoint: w.spec.MountPoint, Since: w.since}, w.changed
+}
+
+func (w *server) end(err error) {
+	w.mu.Lock()
+	select {
+	case <-w.ended:
+		w.mu.Unlock()
+		return
+	default:
+	}
+	if err != nil {
+		w.endErr = err.Error()
+	}
+	close(w.ended)
+	w.mu.Unlock()
+}
+
+func (w *server) run(backends map[string]mounts.Backend) int {
+	sock := SocketPath(w.runtimeDir, w.spec.ID)
+	ln, err := listenPrivate(sock)
+	if err != nil {
+		w.log.Error("control socket", "err", err)
+		return 1
+	}
+	srv := &http.Server{Handler: w.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+
+	exe, _ := os.Executable()
+	start, _, _ := ProcStartTime(os.Getpid())
+	rec := Record{ID: w.spec.ID, PID: os.Getpid(), StartTime: start, SpecHash: w.hash, Backend: w.spec.Backend,
+		MountPoint: w.spec.MountPoint, Socket: sock, Executable: exe, Version: w.version, StartedAt: time.Now().UTC()}
+	recPath := RecordPath(w.stateDir, w.spec.ID)
+	b, _ := json.MarshalIndent(rec, "", "  ")
+	if err := writeFileAtomic(recPath, b, 0o600); err != nil {
+		w.log.Error("writing the worker record failed", "path", recPath, "err", err)
+		ln.Close()
+		os.Remove(sock)
+		return 1
+	}
+	cleanup := func() {
+		// Only remove the record and socket if they are still ours (a
+		// replacement worker may have taken the names over).
+		if r, err := ReadRecord(recPath); err == nil && r.PID == os.Getpid() {
+			os.Remove(recPath)
+			os.Remove(sock)
+		}
+	}
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sigs
+		w.log.Info("signal: unmounting")
+		w.unmount(context.Background())
+	}()
+
+	code := 0
+	if err := w.doMount(backends); err != nil {
+		w.log.Error("mount failed", "err", err)
+		w.setState(StateError, err.Error())
+		w.end(err)
+		// Give the agent a moment to read the reason (it is waiting on
+		// /v1/status?wait=1 or /v1/wait), then go.
+		select {
+		case <-w.ackedCh():
+		case <-time.After(5 * time.Second):
+		}
+		code = 1
+	} else {
+		w.log.Info("mounted", "mount_point", w.spec.MountPoint, "backend", w.spec.Backend)
+		w.setState(StateMounted, "")
+		err := w.mount.Wait()
+		if err != nil {
+			w.log.Error("mount ended", "err", err)
+			w.setState(StateError, "mount ended: "+err.Error())
+			code = 1
+		} else {
+			w.log.Info("mount ended")
+			w.setState(StateError, "mount ended")
+		}
+		w.end(err)
+	}
+	cleanup()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	srv.Shutdown(ctx) // lets /v1/wait and /v1/unmount answers go out
+	cancel()
+	os.RemoveAll(w.spec.RuntimeDir)
+	return code
+}
+
+func (w *server) ackedCh() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		for {
+			w.mu.Lock()
+			a := w.acked
+			w.mu.Unlock()
+			if a {
+				close(ch)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return ch
+}
+
+func (w *server) doMount(backends map[string]mounts.Backend) error {
+	be, ok := backends[w.spec.Backend]
+	if !ok {
+		return fmt.Errorf("unknown backend %q: use default, s3fs or geesefs", w.spec.Backend)
+	}
+	if err := be.Available(w.spec); err != nil {
+		return err
+	}
+	if w.spec.RuntimeDir != "" {
+		if err := os.MkdirAll(w.spec.RuntimeDir, 0o700); err != nil {
+			return err
+		}
+	}
+	if w.spec.CacheDir != "" {
+		if err := os.MkdirAll(w.spec.CacheDir, 0o700); err != nil {
+			return err
+		}
+	}
+	timeout := 3*w.spec.StallTimeout + 10*time.Second
+	if timeout < 30*time.Second {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m, err := be.Mount(ctx, w.spec)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.mount = m
+	stopping := w.stopping
+	w.mu.Unlock()
+	if stopping { // told to unmount while mounting
+		go m.Unmount(context.Background())
+	}
+	return nil
+}
+
+// unmount detaches the mount; lazy reports a busy mount detached lazily.
+func (w *server) unmount(ctx context.Context) (lazy bool, err error) {
+	w.mu.Lock()
+	w.stopping = true
+	m := w.mount
+	w.mu.Unlock()
+	if m == nil {
+		return false, nil // doMount sees stopping once it returns
+	}
+	err = m.Unmount(ctx)
+	if errors.Is(err, mounts.ErrLazyUnmount) {
+		return true, nil
+	}
+	return false, err
+}
+
+func (w *server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(rw http.ResponseWriter, r *http.Request) {
+		st, ch := w.status()
+		if r.URL.Query().Get("wait") != "" && st.State == StateMounting {
+			select {
+			case <-ch:
+			case <-r.Context().Done():
+				return
+			}
+			st, _ = w.status()
+		}
+		if st.State != StateMounting {
+			w.mu.Lock()
+			w.acked = true
+			w.mu.Unlock()
+		}
+		writeJSON(rw, 200, st)
+	})
+	mux.HandleFunc("GET /v1/wait", func(rw http.ResponseWriter, r *http.Request) {
+		// Headers go out at once so the caller knows the worker is there.
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(200)
+		if f, ok := rw.(http.Flusher); ok {
+			f.Flush()
+		}
+		select {
+		case <-w.ended:
+		case <-r.Context().Done():
+			return
+		}
+		w.mu.Lock()
+		res := WaitResult{Error: w.endErr}
+		w.acked = true
+		w.mu.Unlock()
+		json.NewEncoder(rw).Encode(res)
+	})
+	mux.HandleFunc("POST /v1/unmount", func(rw http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		lazy, err := w.unmount(ctx)
+		if err != nil {
+			writeJSON(rw, 500, errorBody{Error: err.Error()})
+			return
+		}
+		writeJSON(rw, 200, UnmountResult{OK: true, Lazy: lazy})
+	})
+	mux.HandleFunc("POST /v1/refresh", func(rw http.ResponseWriter, r *http.Request) {
+		w.mu.Lock()
+		m := w.mount
+		w.mu.Unlock()
+		if m == nil {
+			writeJSON(rw, 409, errorBody{Error: "not mounted"})
+			return
+		}
+		if rf, ok := m.(mounts.Refresher); ok {
+			if err := rf.Refresh(r.URL.Query().Get("path")); err != nil {
+				writeJSON(rw, 500, errorBody{Error: err.Error()})
+				return
+			}
+		}
+		writeJSON(rw, 200, map[string]bool{"ok": true})
+	})
+	mux.HandleFunc("GET /v1/files", func(rw http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit, _ := strconv.Atoi(q.Get("limit"))
+		if limit <= 0 || limit > 10000 {
+			limit = 1000
+		}
+		page, code, err := w.files(r.Context(), q.Get("path"), q.Get("cursor"), limit)
+		if err != nil {
+			writeJSON(rw, code, errorBody{Error: err.Error()})
+			return
+		}
+		writeJSON(rw, 200, page)
+	})
+	return mux
+}
+
+// CleanRel turns a user-supplied path inside a mount into a clean relative
+// directory ("" for the root, else "a/b"), refusing escapes.
+func CleanRel(p string) (string, error) {
+	c := path.Clean("/" + p)
+	if strings.Contains(p, "\x00") {
+		return "", errors.New("path contains a NUL byte")
+	}
+	return strings.TrimPrefix(c, "/"), nil
+}
+
+func (w *server) files(ctx context.Context, dir, cursor string, limit int) (mounts.Page, int, error) {
+	w.mu.Lock()
+	m := w.mount
+	state := w.state
+	w.mu.Unlock()
+	if m == nil || state != StateMounted {
+		return mounts.Page{}, 409, errors.New("not mounted")
+	}
+	rel, err := CleanRel(dir)
+	if err != nil {
+		return mounts.Page{}, 400, err
+	}
+	if l, ok := m.(mounts.Lister); ok {
+		p, err := l.List(ctx, rel, cursor, limit)
+		if err != nil {
+			return p, 500, err
+		}
+		return p, 200, nil
+	}
+	p, err := readDirPage(w.spec.MountPoint, w.spec.Prefix, rel, cursor, limit)
+	if errors.Is(err, os.ErrNotExist) {
+		return p, 404, fmt.Errorf("no such directory: /%s", rel)
+	}
+	if err != nil {
+		return p, 500, err
+	}
+	return p, 200, nil
+}
+
+// readDirPage pages through a mounted directory by name: entries sort by
+// name, the cursor is the last name of the previous page.
+func readDirPage(mountPoint, prefix, rel, cursor string, limit int) (mounts.Page, error) {
+	var page mounts.Page
+	full := filepath.Join(mountPoint, filepath.FromSlash(rel))
+	des, err := os.ReadDir(full) // sorted by name
+	if err != nil {
+		return page, err
+	}
+	i := sort.Search(len(des), func(i int) bool { return des[i].Name() > cursor })
+	if cursor == "" {
+		i = 0
+	}
+	keyDir := prefix
+	if rel != "" {
+		keyDir += rel + "/"
+	}
+	page.Entries = []mounts.Entry{}
+	for ; i < len(des) && len(page.Entries) < limit; i++ {
+		de := des[i]
+		e := mounts.Entry{Name: de.Name(), Dir: de.IsDir(), Key: keyDir + de.Name()}
+		if info, err := de.Info(); err == nil {
+			e.MTime = info.ModTime()
+			if !e.Dir {
+				e.Size = info.Size()
+			}
+		}
+		if e.Dir {
+			e.Key += "/"
+		}
+		page.Entries = append(page.Entries, e)
+	}
+	if i < len(des) && len(page.Entries) > 0 {
+		page.NextCursor = page.Entries[len(page.Entries)-1].Name
+	}
+	return page, nil
+}
+
+func writeJSON(rw http.ResponseWriter, code int, v any) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(code)
+	json.NewEncoder(rw).Encode(v)
+}
+
+// listenPrivate listens on a Unix socket only root can use: its directory is
+// 0700 and the socket 0600. A stale socket file is replaced.
+func listenPrivate(sock string) (net.Listener, error) {
+	dir := filepath.Dir(sock)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another worker already answers on %s", sock)
+	}
+	os.Remove(sock)
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", sock)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", sock, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
