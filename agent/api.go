@@ -63,6 +63,8 @@ type API struct {
 	o   APIOptions
 	log *slog.Logger
 	ids *identities
+	// connCtx attaches a connection's credentials (tests replace it).
+	connCtx func(context.Context, net.Conn) context.Context
 }
 
 // NewAPI returns the API server.
@@ -82,7 +84,7 @@ func NewAPI(o APIOptions) *API {
 	if o.IdentityTTL <= 0 {
 		o.IdentityTTL = DefaultIdentityTTL
 	}
-	return &API{o: o, log: o.Log.With("component", "api"), ids: newIdentities(o.IdentityTTL)}
+	return &API{o: o, log: o.Log.With("component", "api"), ids: newIdentities(o.IdentityTTL), connCtx: connContext}
 }
 
 type closingKey struct{}
@@ -95,7 +97,7 @@ func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 	closing := make(chan struct{})
 	srv := &http.Server{
 		Handler:     a,
-		ConnContext: connContext,
+		ConnContext: a.connCtx,
 		BaseContext: func(net.Listener) context.Context {
 			return context.WithValue(context.Background(), closingKey{}, closing)
 		},

@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -263,5 +265,49 @@ func TestLookupIdentityRoot(t *testing.T) {
 	}
 	if name, groups, _ := lookupIdentity(3999999999); name != "" || groups != nil {
 		t.Fatalf("unknown uid resolved to %q %v", name, groups)
+	}
+}
+
+// TestEventsFilteredPerCaller: each subscriber sees only the connectors it
+// may view, with its own actions.
+func TestEventsFilteredPerCaller(t *testing.T) {
+	f := newFake(0)
+	f.add("open", nil)
+	f.add("team", []config.AccessRule{{Groups: []string{"team-a"}, Actions: []config.Action{"view", "browse"}}})
+	streams := map[string]*client.EventStream{}
+	for _, c := range []*Caller{paul, vic} {
+		s := startAPI(t, f, APIOptions{Agent: &config.Agent{Roles: testRoles}})
+		fakeIdentities(s.api, paul, vic)
+		uid := c.UID
+		s.api.connCtx = func(ctx context.Context, _ net.Conn) context.Context {
+			return context.WithValue(ctx, peerCredKey{}, peerCred{ok: true, uid: uid})
+		}
+		ev, err := s.cl.Events(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ev.Close()
+		streams[c.User] = ev
+	}
+	for f.subscribers() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	f.setState("open", client.StateMounted, true, "")
+	f.setState("team", client.StateMounted, true, "")
+	f.setState("open", client.StateInactive, false, "")
+	f.setState("team", client.StateInactive, false, "")
+	for user, want := range map[string][]string{
+		"paul": {"team mounted [view browse]", "team inactive [view browse]"},
+		"vic":  {"open mounted [view browse]", "open inactive [view browse]"},
+	} {
+		for _, w := range want {
+			c, err := streams[user].Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprintf("%s %s %v", c.ID, c.State, c.Actions); got != w {
+				t.Errorf("%s saw %q, want %q", user, got, w)
+			}
+		}
 	}
 }

@@ -39,6 +39,7 @@ Commands:
   encrypt                   read a secret on stdin, print it encrypted to the node key
   pubkey                    print the node's public key (age recipient)
   health                    the daemon's status and version
+  metrics                   the daemon's Prometheus metrics (admins only)
 
 Global flags (before or after the command):
   --socket PATH   the daemon's socket [default: $S3MOUNTS_SOCKET or /run/s3mounts/agent.sock]
@@ -122,6 +123,7 @@ func init() {
 		{name: "encrypt", min: 0, max: 0, run: (*App).encrypt, options: keyOptions},
 		{name: "pubkey", min: 0, max: 0, run: (*App).pubkey, options: keyOptions},
 		{name: "health", min: 0, max: 0, daemon: true, run: (*App).health},
+		{name: "metrics", min: 0, max: 0, daemon: true, run: (*App).metrics},
 	}
 }
 
@@ -175,6 +177,13 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	var ae *client.APIError
+	if a.json && errors.As(err, &ae) {
+		// Scripts get the API's own error shape on stderr.
+		b, _ := json.Marshal(client.ErrorBody{Error: client.ErrorDetail{Code: ae.Code, Message: ae.Message}})
+		fmt.Fprintln(a.Stderr, string(b))
+		return 1
 	}
 	fmt.Fprintln(a.Stderr, "s3mountctl: "+err.Error())
 	return 1
@@ -250,6 +259,15 @@ func (a *App) health(ctx context.Context, _ *flag.FlagSet, _ []string) error {
 		return a.printJSON(h)
 	}
 	fmt.Fprintf(a.Stdout, "s3mountd %s at %s: %s, %d mounted\n", h.Version, a.socket, h.Status, h.Mounts)
+	return nil
+}
+
+func (a *App) metrics(ctx context.Context, _ *flag.FlagSet, _ []string) error {
+	text, err := a.client().Metrics(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(a.Stdout, text)
 	return nil
 }
 
