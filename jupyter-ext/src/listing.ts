@@ -1,0 +1,133 @@
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { IRequester } from './handler';
+import { IEntry, IFiles } from './tokens';
+
+/**
+ * One directory of a mounted connector, loaded page by page through the
+ * daemon's `/files` cursor: nothing fetches a whole folder. Loaded entries
+ * are kept folders first, each group in the daemon's (S3 key) order.
+ */
+export class DirectoryListing {
+  constructor(
+    private _requester: IRequester,
+    readonly connectorId: string,
+    /** Directory relative to the mount: "" is the mount's root. */
+    readonly dir: string,
+    readonly pageSize = 500
+  ) {}
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** Loaded entries, folders first. */
+  get entries(): readonly IEntry[] {
+    if (this._merged === null) {
+      this._merged = this._dirs.concat(this._files);
+    }
+    return this._merged;
+  }
+
+  get hasMore(): boolean {
+    return !this._done;
+  }
+
+  get loading(): boolean {
+    return this._pending !== null;
+  }
+
+  get pagesLoaded(): number {
+    return this._pages;
+  }
+
+  get error(): Error | null {
+    return this._error;
+  }
+
+  /** Entries whose name contains filter (case-insensitive). */
+  filtered(filter: string): readonly IEntry[] {
+    const f = filter.trim().toLowerCase();
+    if (!f) {
+      return this.entries;
+    }
+    return this.entries.filter(e => e.name.toLowerCase().includes(f));
+  }
+
+  /** Load the next page (one request at a time; no-op when all is loaded). */
+  loadMore(): Promise<void> {
+    if (this._done || this._disposed) {
+      return Promise.resolve();
+    }
+    if (this._pending) {
+      return this._pending;
+    }
+    const q = new URLSearchParams({ path: this.dir, limit: String(this.pageSize) });
+    if (this._cursor) {
+      q.set('cursor', this._cursor);
+    }
+    const url = `api/v1/connectors/${encodeURIComponent(this.connectorId)}/files?${q}`;
+    this._pending = this._requester
+      .request<IFiles>(url)
+      .then(page => {
+        if (this._disposed) {
+          return;
+        }
+        for (const e of page.entries ?? []) {
+          (e.type === 'dir' ? this._dirs : this._files).push(e);
+        }
+        this._merged = null;
+        this._pages++;
+        this._cursor = page.next_cursor ?? '';
+        this._done = !this._cursor;
+        this._error = null;
+      })
+      .catch(error => {
+        this._error = error instanceof Error ? error : new Error(String(error));
+      })
+      .finally(() => {
+        this._pending = null;
+        if (!this._disposed) {
+          this._changed.emit();
+        }
+      });
+    this._changed.emit();
+    return this._pending;
+  }
+
+  dispose(): void {
+    this._disposed = true;
+    Signal.clearData(this);
+  }
+
+  private _dirs: IEntry[] = [];
+  private _files: IEntry[] = [];
+  private _merged: IEntry[] | null = null;
+  private _cursor = '';
+  private _done = false;
+  private _pages = 0;
+  private _pending: Promise<void> | null = null;
+  private _error: Error | null = null;
+  private _disposed = false;
+  private _changed = new Signal<this, void>(this);
+}
+
+/** Join a relative directory and a name. */
+export function joinRel(dir: string, name: string): string {
+  return dir ? `${dir.replace(/\/+$/, '')}/${name}` : name;
+}
+
+/** Human size: 1.2 KB, 3.4 MB (powers of 1024). */
+export function formatSize(n: number): string {
+  if (!Number.isFinite(n) || n < 0) {
+    return '';
+  }
+  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}

@@ -1,0 +1,610 @@
+import { TranslationBundle } from '@jupyterlab/translation';
+import { fileIcon, folderIcon, LabIcon, refreshIcon } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { AgentError, IRequester } from './handler';
+import { DirectoryListing, formatSize, joinRel } from './listing';
+import { MountsModel } from './model';
+import { AGENT_DOWN, IConnector, IEntry, ITestResult } from './tokens';
+
+/** Height of one entry row in px (the virtual list relies on it). */
+export const ROW_HEIGHT = 24;
+const OVERSCAN = 10;
+
+export namespace S3MountsPanel {
+  export interface IOptions {
+    model: MountsModel;
+    requester: IRequester;
+    trans: TranslationBundle;
+    icon: LabIcon;
+    pageSize?: number;
+  }
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  cls = '',
+  text = ''
+): HTMLElementTagNameMap[K] {
+  const n = document.createElement(tag);
+  if (cls) {
+    n.className = cls;
+  }
+  if (text) {
+    n.textContent = text;
+  }
+  return n;
+}
+
+/**
+ * The "S3 Mounts" sidebar: the connectors of this node with their live
+ * state and actions, and a browser of a mounted connector whose list is
+ * virtualized and paged from the daemon.
+ */
+export class S3MountsPanel extends Widget {
+  constructor(options: S3MountsPanel.IOptions) {
+    super();
+    this.model = options.model;
+    this._requester = options.requester;
+    this._trans = options.trans;
+    this.pageSize = options.pageSize ?? 500;
+    const trans = this._trans;
+    this.id = 's3mounts-panel';
+    this.addClass('jp-S3Mounts');
+    this.title.icon = options.icon;
+    this.title.caption = trans.__('S3 Mounts');
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', trans.__('S3 Mounts'));
+
+    const header = el('div', 'jp-S3Mounts-header');
+    header.appendChild(el('h2', 'jp-S3Mounts-title', trans.__('S3 Mounts')));
+    const refresh = el('button', 'jp-S3Mounts-iconButton jp-S3Mounts-refreshAll');
+    refresh.title = trans.__('Refresh the connectors');
+    refresh.setAttribute('aria-label', trans.__('Refresh the connectors'));
+    refreshIcon.element({ container: refresh, tag: 'span' });
+    refresh.onclick = () => void this.model.refresh().catch(() => undefined);
+    header.appendChild(refresh);
+    this._warning = el('div', 'jp-S3Mounts-warning');
+    this._warning.hidden = true;
+    this._banner = el('div', 'jp-S3Mounts-banner');
+    this._banner.setAttribute('role', 'alert');
+    this._banner.hidden = true;
+    this._list = el('ul', 'jp-S3Mounts-connectors');
+    this._list.setAttribute('aria-label', trans.__('Connectors'));
+
+    this._browser = this._buildBrowser();
+    this._browser.hidden = true;
+    this.node.append(header, this._warning, this._banner, this._list, this._browser);
+    this.model.changed.connect(this._onModelChanged, this);
+    this._renderConnectors();
+  }
+
+  readonly model: MountsModel;
+  pageSize: number;
+
+  /** The entry the context menu acts on (the selected row). */
+  get selectedEntry(): IEntry | null {
+    if (!this._listing || this._selected < 0) {
+      return null;
+    }
+    return this._visible()[this._selected] ?? null;
+  }
+
+  /** The connector being browsed. */
+  get browsing(): IConnector | null {
+    return this._browsing ? (this.model.connector(this._browsing) ?? null) : null;
+  }
+
+  /** The current directory relative to the mount. */
+  get currentDir(): string {
+    return this._listing?.dir ?? '';
+  }
+
+  /** Show a warning line (e.g. a version mismatch). */
+  setWarning(text: string): void {
+    this._warning.textContent = text;
+    this._warning.hidden = !text;
+  }
+
+  /** Open connector id at dir (relative to its mount). */
+  browse(id: string, dir = ''): void {
+    this._browsing = id;
+    this._listing?.dispose();
+    this._listing = new DirectoryListing(this._requester, id, dir, this.pageSize);
+    this._listing.changed.connect(this._renderEntries, this);
+    this._selected = -1;
+    this._filter.value = '';
+    this._scroller.scrollTop = 0;
+    this._browser.hidden = false;
+    this._renderCrumbs();
+    this._renderEntries();
+    this._renderConnectors();
+    void this._listing.loadMore();
+  }
+
+  /** Reload the current directory from the daemon. */
+  reload(): void {
+    if (this._browsing && this._listing) {
+      this.browse(this._browsing, this._listing.dir);
+    }
+  }
+
+  closeBrowser(): void {
+    this._listing?.dispose();
+    this._listing = null;
+    this._browsing = null;
+    this._browser.hidden = true;
+    this._renderConnectors();
+  }
+
+  /** Go into a directory entry, or report that it is a file. */
+  openEntry(entry: IEntry): void {
+    if (entry.type === 'dir' && this._browsing && this._listing) {
+      this.browse(this._browsing, joinRel(this._listing.dir, entry.name));
+    }
+  }
+
+  /** The entry's path relative to the mount. */
+  relPath(entry: IEntry): string {
+    return joinRel(this._listing?.dir ?? '', entry.name);
+  }
+
+  dispose(): void {
+    this._listing?.dispose();
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    this.model.setVisible(true);
+    this._renderEntries();
+  }
+
+  protected onAfterHide(msg: Message): void {
+    this.model.setVisible(false);
+  }
+
+  protected onResize(msg: Message): void {
+    this._renderEntries();
+  }
+
+  private _onModelChanged(): void {
+    const m = this.model;
+    this._banner.hidden = m.status === 'ok' || m.status === 'loading';
+    this._banner.textContent = m.status === 'down' ? this._trans.__(AGENT_DOWN) : m.message;
+    if (this._browsing) {
+      const c = m.connector(this._browsing);
+      if (!c || c.state !== 'mounted') {
+        this.closeBrowser();
+        return;
+      }
+    }
+    this._renderConnectors();
+  }
+
+  private _renderConnectors(): void {
+    const trans = this._trans;
+    const list = this._list;
+    list.textContent = '';
+    const m = this.model;
+    if (m.status === 'ok' && m.connectors.length === 0) {
+      list.appendChild(el('li', 'jp-S3Mounts-empty', trans.__('No connectors on this node')));
+    }
+    if (m.status === 'loading') {
+      list.appendChild(el('li', 'jp-S3Mounts-empty', trans.__('Loading…')));
+    }
+    for (const c of m.connectors) {
+      list.appendChild(this._connectorItem(c));
+    }
+  }
+
+  private _connectorItem(c: IConnector): HTMLLIElement {
+    const trans = this._trans;
+    const actions = new Set(c.actions ?? []);
+    const li = el('li', 'jp-S3Mounts-connector');
+    li.dataset.id = c.id;
+    li.dataset.state = c.state;
+    if (this._browsing === c.id) {
+      li.classList.add('jp-mod-browsing');
+    }
+    const row = el('div', 'jp-S3Mounts-connectorRow');
+    const dot = el('span', `jp-S3Mounts-dot jp-S3Mounts-state-${c.state}`);
+    const stateText = this._stateLabel(c.state);
+    dot.setAttribute('role', 'img');
+    dot.setAttribute('aria-label', trans.__('State: %1', stateText));
+    dot.title = c.error ? `${stateText}: ${c.error}` : stateText;
+    row.appendChild(dot);
+    const canBrowse = c.state === 'mounted' && actions.has('browse');
+    const name = el(canBrowse ? 'button' : 'span', 'jp-S3Mounts-name', c.name || c.id);
+    if (canBrowse) {
+      name.title = trans.__('Browse %1', c.mount_path);
+      name.setAttribute('aria-label', trans.__('Browse %1', c.name || c.id));
+      name.addEventListener('click', () => this.browse(c.id));
+    } else {
+      name.title = c.description || c.name;
+    }
+    row.appendChild(name);
+    const ro = c.mode !== 'rw';
+    const badge = el('span', `jp-S3Mounts-badge jp-S3Mounts-badge-${ro ? 'ro' : 'rw'}`, ro ? 'RO' : 'RW');
+    badge.title = ro ? trans.__('Read-only') : trans.__('Read-write');
+    row.appendChild(badge);
+    row.appendChild(el('span', 'jp-S3Mounts-backend', c.backend || 'default'));
+    row.appendChild(el('span', 'jp-S3Mounts-stateText', stateText));
+    li.appendChild(row);
+
+    const where = el('div', 'jp-S3Mounts-bucket', `${c.bucket}${c.prefix ? '/' + c.prefix.replace(/^\/+/, '') : ''}`);
+    where.title = `${c.endpoint} · ${c.mount_path}`;
+    li.appendChild(where);
+
+    const buttons = el('div', 'jp-S3Mounts-actions');
+    const busy = this._busy.has(c.id);
+    const add = (label: string, cls: string, fn: () => Promise<void>) => {
+      const b = el('button', `jp-Button jp-mod-styled jp-mod-small jp-S3Mounts-action ${cls}`, label);
+      b.setAttribute('aria-label', `${label} ${c.name || c.id}`);
+      b.disabled = busy;
+      b.addEventListener('click', () => void this._run(c.id, fn));
+      buttons.appendChild(b);
+    };
+    if (actions.has('activate') && (c.state === 'inactive' || c.state === 'error')) {
+      add(trans.__('Activate'), 'jp-mod-accept jp-S3Mounts-activate', async () => {
+        await this.model.activate(c.id);
+      });
+    }
+    if (actions.has('deactivate') && (c.state === 'mounted' || c.state === 'mounting' || (c.state === 'error' && c.active))) {
+      add(trans.__('Deactivate'), 'jp-mod-warn jp-S3Mounts-deactivate', async () => {
+        await this.model.deactivate(c.id);
+      });
+    }
+    if (actions.has('test')) {
+      add(trans.__('Test connection'), 'jp-S3Mounts-test', async () => {
+        this._tests.set(c.id, 'running');
+        this._renderConnectors();
+        try {
+          this._tests.set(c.id, await this.model.test(c.id));
+        } catch (e) {
+          this._tests.delete(c.id);
+          throw e;
+        }
+      });
+    }
+    if (actions.has('browse') && c.state === 'mounted') {
+      add(trans.__('Refresh'), 'jp-S3Mounts-refresh', async () => {
+        await this.model.refreshPath(c.id, '');
+        if (this._browsing === c.id) {
+          this.reload();
+        }
+      });
+    }
+    li.appendChild(buttons);
+
+    const err = this._errors.get(c.id) || c.error;
+    if (err) {
+      const details = el('div', 'jp-S3Mounts-details', err);
+      details.setAttribute('role', 'note');
+      li.appendChild(details);
+    }
+    const t = this._tests.get(c.id);
+    if (t) {
+      li.appendChild(this._testResult(t));
+    }
+    return li;
+  }
+
+  private _testResult(t: ITestResult | 'running'): HTMLElement {
+    const trans = this._trans;
+    const box = el('ul', 'jp-S3Mounts-checks');
+    box.setAttribute('aria-label', trans.__('Connection test'));
+    if (t === 'running') {
+      box.appendChild(el('li', '', trans.__('Testing…')));
+      return box;
+    }
+    for (const ch of t.checks ?? []) {
+      const li = el('li', ch.ok ? 'jp-S3Mounts-check-ok' : 'jp-S3Mounts-check-fail');
+      li.dataset.check = ch.name;
+      li.appendChild(el('span', 'jp-S3Mounts-checkMark', ch.ok ? '✓' : '✗'));
+      li.appendChild(el('span', 'jp-S3Mounts-checkName', ch.name));
+      li.appendChild(el('span', 'jp-S3Mounts-checkMs', `${ch.ms} ms`));
+      if (ch.error) {
+        li.appendChild(el('div', 'jp-S3Mounts-checkError', ch.error));
+      }
+      box.appendChild(li);
+    }
+    box.appendChild(
+      el('li', t.ok ? 'jp-S3Mounts-check-ok' : 'jp-S3Mounts-check-fail', t.ok ? trans.__('Connection OK') : trans.__('Connection failed'))
+    );
+    return box;
+  }
+
+  private async _run(id: string, fn: () => Promise<void>): Promise<void> {
+    this._busy.add(id);
+    this._errors.delete(id);
+    this._renderConnectors();
+    try {
+      await fn();
+    } catch (e) {
+      const msg = e instanceof AgentError && e.unavailable ? this._trans.__(AGENT_DOWN) : e instanceof Error ? e.message : String(e);
+      this._errors.set(id, msg);
+    } finally {
+      this._busy.delete(id);
+      this._renderConnectors();
+    }
+  }
+
+  private _stateLabel(s: string): string {
+    const trans = this._trans;
+    switch (s) {
+      case 'inactive':
+        return trans.__('inactive');
+      case 'mounting':
+        return trans.__('mounting');
+      case 'mounted':
+        return trans.__('mounted');
+      case 'unmounting':
+        return trans.__('unmounting');
+      case 'error':
+        return trans.__('error');
+      default:
+        return s;
+    }
+  }
+
+  // ---- the browser ----
+
+  private _buildBrowser(): HTMLElement {
+    const trans = this._trans;
+    const box = el('div', 'jp-S3Mounts-browser');
+    box.setAttribute('aria-label', trans.__('Files'));
+    const top = el('div', 'jp-S3Mounts-browserTop');
+    this._crumbs = el('nav', 'jp-S3Mounts-crumbs');
+    this._crumbs.setAttribute('aria-label', trans.__('Path'));
+    const close = el('button', 'jp-S3Mounts-iconButton jp-S3Mounts-close', '×');
+    close.title = trans.__('Close the browser');
+    close.setAttribute('aria-label', trans.__('Close the browser'));
+    close.onclick = () => this.closeBrowser();
+    top.append(this._crumbs, close);
+    this._filter = el('input', 'jp-S3Mounts-filter jp-mod-styled');
+    this._filter.type = 'search';
+    this._filter.placeholder = trans.__('Filter loaded entries');
+    this._filter.setAttribute('aria-label', trans.__('Filter entries by name'));
+    this._filter.addEventListener('input', () => {
+      this._selected = -1;
+      this._scroller.scrollTop = 0;
+      this._renderEntries();
+    });
+    this._filter.addEventListener('keydown', ev => {
+      if (ev.key === 'ArrowDown') {
+        ev.preventDefault();
+        this._scroller.focus();
+        this._select(Math.max(0, this._selected));
+      }
+    });
+    const head = el('div', 'jp-S3Mounts-columns');
+    head.append(el('span', 'jp-S3Mounts-colName', trans.__('Name')), el('span', 'jp-S3Mounts-colSize', trans.__('Size')), el('span', 'jp-S3Mounts-colDate', trans.__('Modified')));
+    this._scroller = el('div', 'jp-S3Mounts-list');
+    this._scroller.tabIndex = 0;
+    this._scroller.setAttribute('role', 'listbox');
+    this._scroller.setAttribute('aria-label', trans.__('Entries'));
+    this._spacer = el('div', 'jp-S3Mounts-spacer');
+    this._scroller.appendChild(this._spacer);
+    this._scroller.addEventListener('scroll', () => this._scheduleRender(), { passive: true });
+    this._scroller.addEventListener('keydown', ev => this._onKey(ev));
+    this._spacer.addEventListener('click', ev => {
+      const i = this._rowIndex(ev.target);
+      if (i >= 0) {
+        this._select(i);
+      }
+    });
+    this._spacer.addEventListener('dblclick', ev => {
+      const i = this._rowIndex(ev.target);
+      const e = i >= 0 ? this._visible()[i] : null;
+      if (e) {
+        this.openEntry(e);
+      }
+    });
+    // Right-click selects the row under the pointer so the context menu's
+    // commands act on it (JupyterLab opens the menu itself).
+    this._spacer.addEventListener('contextmenu', ev => {
+      const i = this._rowIndex(ev.target);
+      if (i >= 0) {
+        this._select(i, false);
+      }
+    });
+    this._status = el('div', 'jp-S3Mounts-status');
+    this._status.setAttribute('aria-live', 'polite');
+    box.append(top, this._filter, head, this._scroller, this._status);
+    return box;
+  }
+
+  private _renderCrumbs(): void {
+    const c = this.browsing;
+    const nav = this._crumbs;
+    nav.textContent = '';
+    if (!c || !this._listing) {
+      return;
+    }
+    const parts = this._listing.dir ? this._listing.dir.split('/') : [];
+    const root = el('button', 'jp-S3Mounts-crumb', c.name || c.id);
+    root.title = c.mount_path;
+    root.onclick = () => this.browse(c.id, '');
+    nav.appendChild(root);
+    parts.forEach((p, i) => {
+      nav.appendChild(el('span', 'jp-S3Mounts-crumbSep', '/'));
+      const b = el('button', 'jp-S3Mounts-crumb', p);
+      const target = parts.slice(0, i + 1).join('/');
+      b.onclick = () => this.browse(c.id, target);
+      if (i === parts.length - 1) {
+        b.setAttribute('aria-current', 'page');
+      }
+      nav.appendChild(b);
+    });
+  }
+
+  private _visible(): readonly IEntry[] {
+    return this._listing ? this._listing.filtered(this._filter.value) : [];
+  }
+
+  private _rowIndex(target: EventTarget | null): number {
+    const row = (target as HTMLElement | null)?.closest?.('.jp-S3Mounts-entry') as HTMLElement | null;
+    return row ? Number(row.dataset.index) : -1;
+  }
+
+  private _scheduleRender(): void {
+    if (this._frame) {
+      return;
+    }
+    this._frame = requestAnimationFrame(() => {
+      this._frame = 0;
+      this._renderEntries();
+    });
+  }
+
+  /** Render only the rows in view (plus a margin): the DOM stays small. */
+  private _renderEntries(): void {
+    const listing = this._listing;
+    const trans = this._trans;
+    if (!listing || this._browser.hidden) {
+      return;
+    }
+    const entries = this._visible();
+    const n = entries.length;
+    this._spacer.style.height = `${n * ROW_HEIGHT}px`;
+    const view = this._scroller.clientHeight || 400;
+    const top = this._scroller.scrollTop;
+    const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(n, Math.ceil((top + view) / ROW_HEIGHT) + OVERSCAN);
+    const frag = document.createDocumentFragment();
+    for (let i = first; i < last; i++) {
+      frag.appendChild(this._row(entries[i], i));
+    }
+    this._spacer.textContent = '';
+    this._spacer.appendChild(frag);
+
+    // Page on: the end of what is loaded is near the end of the view.
+    if (listing.hasMore && !listing.loading && !listing.error && last >= n - OVERSCAN * 2) {
+      void listing.loadMore();
+    }
+    const total = listing.entries.length;
+    let status: string;
+    if (listing.error) {
+      status =
+        listing.error instanceof AgentError && listing.error.unavailable
+          ? trans.__(AGENT_DOWN)
+          : trans.__('Error: %1', listing.error.message);
+    } else if (total === 0 && listing.loading) {
+      status = trans.__('Loading…');
+    } else if (total === 0 && !listing.hasMore) {
+      status = trans.__('Empty folder');
+    } else {
+      status = listing.hasMore ? trans.__('%1 entries loaded, more on scroll', total.toLocaleString()) : trans.__('%1 entries', total.toLocaleString());
+      if (this._filter.value.trim()) {
+        status += ' · ' + trans.__('%1 match', n.toLocaleString());
+      }
+    }
+    this._status.textContent = status;
+    this._status.classList.toggle('jp-mod-error', !!listing.error);
+  }
+
+  private _row(e: IEntry, i: number): HTMLElement {
+    const row = el('div', 'jp-S3Mounts-entry');
+    row.dataset.index = String(i);
+    row.dataset.type = e.type;
+    row.setAttribute('role', 'option');
+    row.setAttribute('aria-selected', String(i === this._selected));
+    row.id = `jp-S3Mounts-entry-${i}`;
+    if (i === this._selected) {
+      row.classList.add('jp-mod-selected');
+    }
+    row.style.top = `${i * ROW_HEIGHT}px`;
+    row.title = e.path;
+    const icon = (e.type === 'dir' ? folderIcon : fileIcon).element({ tag: 'span', className: 'jp-S3Mounts-entryIcon' });
+    row.appendChild(icon);
+    row.appendChild(el('span', 'jp-S3Mounts-entryName', e.name));
+    row.appendChild(el('span', 'jp-S3Mounts-entrySize', e.type === 'dir' ? '' : formatSize(e.size)));
+    const d = e.mtime ? new Date(e.mtime) : null;
+    const date = el('span', 'jp-S3Mounts-entryDate', d && d.getFullYear() > 1970 ? d.toLocaleString() : '');
+    row.appendChild(date);
+    return row;
+  }
+
+  private _select(i: number, scroll = true): void {
+    const n = this._visible().length;
+    if (n === 0) {
+      this._selected = -1;
+      return;
+    }
+    this._selected = Math.max(0, Math.min(n - 1, i));
+    this._scroller.setAttribute('aria-activedescendant', `jp-S3Mounts-entry-${this._selected}`);
+    if (scroll) {
+      const y = this._selected * ROW_HEIGHT;
+      const s = this._scroller;
+      if (y < s.scrollTop) {
+        s.scrollTop = y;
+      } else if (y + ROW_HEIGHT > s.scrollTop + s.clientHeight) {
+        s.scrollTop = y + ROW_HEIGHT - s.clientHeight;
+      }
+    }
+    this._renderEntries();
+  }
+
+  private _onKey(ev: KeyboardEvent): void {
+    const page = Math.max(1, Math.floor(this._scroller.clientHeight / ROW_HEIGHT) - 1);
+    const i = this._selected;
+    switch (ev.key) {
+      case 'ArrowDown':
+        this._select(i + 1);
+        break;
+      case 'ArrowUp':
+        this._select(i - 1);
+        break;
+      case 'PageDown':
+        this._select(i + page);
+        break;
+      case 'PageUp':
+        this._select(i - page);
+        break;
+      case 'Home':
+        this._select(0);
+        break;
+      case 'End':
+        this._select(this._visible().length - 1);
+        break;
+      case 'Enter': {
+        const e = this.selectedEntry;
+        if (e) {
+          this.openEntry(e);
+        }
+        break;
+      }
+      case 'Backspace': {
+        const dir = this.currentDir;
+        if (dir && this._browsing) {
+          this.browse(this._browsing, dir.split('/').slice(0, -1).join('/'));
+        }
+        break;
+      }
+      default:
+        return;
+    }
+    ev.preventDefault();
+    ev.stopPropagation();
+  }
+
+  private _requester: IRequester;
+  private _trans: TranslationBundle;
+  private _warning: HTMLElement;
+  private _banner: HTMLElement;
+  private _list: HTMLUListElement;
+  private _browser: HTMLElement;
+  private _crumbs!: HTMLElement;
+  private _filter!: HTMLInputElement;
+  private _scroller!: HTMLDivElement;
+  private _spacer!: HTMLDivElement;
+  private _status!: HTMLElement;
+  private _listing: DirectoryListing | null = null;
+  private _browsing: string | null = null;
+  private _selected = -1;
+  private _frame = 0;
+  private _busy = new Set<string>();
+  private _errors = new Map<string, string>();
+  private _tests = new Map<string, ITestResult | 'running'>();
+}
