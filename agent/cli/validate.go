@@ -108,7 +108,9 @@ func (a *App) validate(_ context.Context, _ *flag.FlagSet, args []string) error 
 			r.Errors = append(r.Errors, withFile(r.File, splitErrors(err))...)
 			continue
 		}
-		r.Warnings = append(r.Warnings, config.Warnings(c, ag)...)
+		for _, w := range config.Warnings(c, ag) {
+			r.Warnings = append(r.Warnings, strings.TrimPrefix(w, r.File+": "))
+		}
 	}
 	invalid, warnings := 0, 0
 	for i := range rep.Files {
