@@ -89,15 +89,18 @@ func resolveKeys(ctx context.Context, spec Spec) (keys, error) {
 		SessionToken: rc.SessionToken, Expires: exp, Refreshable: true}, nil
 }
 
+// refreshMargin is how long before expiry keys are refreshed at the latest.
+var refreshMargin = time.Minute
+
 // refreshAt is when to fetch new keys: two thirds into their remaining
-// life, and at least a minute before they expire. Zero: never.
+// life, and at least refreshMargin before they expire. Zero: never.
 func (k keys) refreshAt(now time.Time) time.Time {
 	if !k.Refreshable || k.Expires.IsZero() {
 		return time.Time{}
 	}
 	left := k.Expires.Sub(now)
 	at := now.Add(left * 2 / 3)
-	if latest := k.Expires.Add(-time.Minute); at.After(latest) {
+	if latest := k.Expires.Add(-refreshMargin); at.After(latest) {
 		at = latest
 	}
 	if at.Before(now) {

@@ -146,9 +146,21 @@ func IsMountPoint(path string) (bool, error) {
 
 // IsStale reports whether path is a dead FUSE mount (stat gives ENOTCONN or
 // ECONNABORTED: "transport endpoint is not connected").
+//
+// stat alone can be answered from the kernel's attribute cache for a second
+// after the server died, so statfs, which FUSE never caches, is asked too.
 func IsStale(path string) bool {
-	_, err := os.Stat(path)
-	return isStaleErr(err)
+	if _, err := os.Stat(path); isStaleErr(err) {
+		return true
+	}
+	var st unix.Statfs_t
+	for {
+		err := unix.Statfs(path, &st)
+		if err == unix.EINTR {
+			continue
+		}
+		return isStaleErr(err)
+	}
 }
 
 func isStaleErr(err error) bool {

@@ -212,9 +212,6 @@ func TestStaleFUSEMountIsCleaned(t *testing.T) {
 	if !mounts.IsStale(dir) {
 		t.Fatal("a FUSE mount whose server was killed is not reported stale")
 	}
-	if _, err := os.Stat(dir); !errors.Is(err, syscall.ENOTCONN) {
-		t.Fatalf("stat of the dead mount = %v; want ENOTCONN", err)
-	}
 	if ok, err := mounts.IsMountPoint(dir); err != nil || !ok {
 		t.Fatalf("IsMountPoint of a dead mount = %v, %v; want true (from mountinfo)", ok, err)
 	}

@@ -1,10 +1,25 @@
 // Package builtin is s3mounts' own S3 filesystem (backend = "default"),
 // built on go-fuse and aws-sdk-go-v2.
+//
+// The S3 side sits behind ObjectClient (s3client.go: deadlines, the
+// S3-error→errno table); the FUSE side is node (fs.go, ops.go), dirHandle
+// (dir.go: streaming listings), reader (read.go: readahead) and writeState
+// (file.go: staged writes). docs/SEMANTICS.md describes what users see.
 package builtin
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/s3mounts/s3mounts/mounts"
 )
@@ -16,8 +31,223 @@ type backend struct{}
 
 var _ mounts.Backend = backend{}
 
-func (backend) Name() string                { return "default" }
-func (backend) Available(mounts.Spec) error { return nil }
+func (backend) Name() string { return "default" }
+
+func (backend) Available(mounts.Spec) error {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("the built-in backend needs /dev/fuse: load the fuse module (modprobe fuse) or install fuse3")
+	}
+	return nil
+}
+
+// Mount mounts spec and returns once the kernel serves it.
 func (backend) Mount(ctx context.Context, spec mounts.Spec) (mounts.Mount, error) {
-	return nil, errors.New("built-in backend: not implemented yet")
+	if spec.Prefix != "" && !strings.HasSuffix(spec.Prefix, "/") {
+		return nil, fmt.Errorf("connector %s: prefix %q must end in \"/\"", spec.ID, spec.Prefix)
+	}
+	if spec.FileMode == 0 {
+		spec.FileMode = 0o644
+	}
+	if spec.DirMode == 0 {
+		spec.DirMode = 0o755
+	}
+	if spec.StallTimeout <= 0 {
+		spec.StallTimeout = 10 * time.Second
+	}
+	cl, err := newS3Client(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return mountWith(ctx, spec, cl)
+}
+
+func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, error) {
+	staging := spec.CacheDir
+	if staging == "" && !spec.ReadOnly {
+		d, err := os.MkdirTemp("", "s3mounts-staging-")
+		if err != nil {
+			return nil, fmt.Errorf("creating a write-staging directory: %w (set cache_dir)", err)
+		}
+		staging = d
+	}
+	if staging != "" {
+		if err := os.MkdirAll(staging, 0o700); err != nil {
+			return nil, fmt.Errorf("creating the write-staging directory %s: %w", staging, err)
+		}
+		_ = os.Chmod(staging, 0o700)
+	}
+	fctx, cancel := context.WithCancel(context.Background())
+	fsys := &FS{spec: spec, cl: cl, prefix: spec.Prefix, meta: newMetaCache(spec.MetadataTTL, spec.NegativeTTL),
+		budget: newBufBudget(budgetBuffer), staging: staging, started: time.Now(), ctx: fctx}
+	fsys.root = &node{fsys: fsys, dir: true}
+
+	ttl, neg := spec.MetadataTTL, spec.NegativeTTL
+	mopts := []string{"default_permissions"}
+	if spec.ReadOnly {
+		mopts = append(mopts, "ro")
+	}
+	opts := &fs.Options{
+		MountOptions: fuse.MountOptions{
+			AllowOther:    true,
+			Options:       mopts,
+			FsName:        "s3mounts:" + spec.Bucket,
+			Name:          "s3mounts",
+			MaxWrite:      1 << 20,
+			MaxReadAhead:  1 << 20,
+			MaxBackground: 64,
+			DisableXAttrs: true,
+			DirectMount:   true,
+		},
+		EntryTimeout:    &ttl,
+		AttrTimeout:     &ttl,
+		NegativeTimeout: &neg,
+		UID:             spec.UID,
+		GID:             spec.GID,
+	}
+	server, err := fs.Mount(spec.MountPoint, fsys.root, opts)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("mounting bucket %s at %s: %w", spec.Bucket, spec.MountPoint, err)
+	}
+	m := &Mount{fsys: fsys, server: server, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		server.Wait()
+		cancel()
+		close(m.done)
+	}()
+	if err := server.WaitMount(); err != nil {
+		_ = m.Unmount(context.Background())
+		return nil, fmt.Errorf("mounting bucket %s at %s: %w", spec.Bucket, spec.MountPoint, err)
+	}
+	slog.Info("mounted", "spec", spec)
+	return m, nil
+}
+
+// Mount is one live built-in mount. It also pages through directories
+// (mounts.Lister) and drops cached metadata on request (mounts.Refresher).
+type Mount struct {
+	fsys   *FS
+	server *fuse.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+var (
+	_ mounts.Mount     = (*Mount)(nil)
+	_ mounts.Lister    = (*Mount)(nil)
+	_ mounts.Refresher = (*Mount)(nil)
+)
+
+// Wait blocks until the kernel no longer serves the mount.
+func (m *Mount) Wait() error {
+	<-m.done
+	return nil
+}
+
+// Unmount detaches the mount, lazily when busy (the error then wraps
+// mounts.ErrLazyUnmount).
+func (m *Mount) Unmount(ctx context.Context) error {
+	err := mounts.Unmount(ctx, m.fsys.spec.MountPoint)
+	if err != nil && !errors.Is(err, mounts.ErrLazyUnmount) {
+		if err2 := m.server.Unmount(); err2 != nil {
+			return err
+		}
+		err = nil
+	}
+	if !errors.Is(err, mounts.ErrLazyUnmount) {
+		select {
+		case <-m.done:
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	return err
+}
+
+// Refresh drops what is cached at or under path, in this process and in
+// the kernel, so the next access asks S3.
+func (m *Mount) Refresh(path string) error {
+	rel := strings.Trim(path, "/")
+	if rel == "." {
+		rel = ""
+	}
+	m.fsys.meta.drop(rel)
+	root := m.fsys.root.EmbeddedInode()
+	invalidate := func(parent *fs.Inode, name string, ch *fs.Inode) {
+		if cn, ok := ch.Operations().(*node); ok {
+			cn.mu.Lock()
+			cn.infoExp = time.Time{}
+			cn.mu.Unlock()
+		}
+		_ = parent.NotifyEntry(name)
+	}
+	if rel == "" {
+		for name, ch := range root.Children() {
+			invalidate(root, name, ch)
+		}
+		return nil
+	}
+	parent := root
+	parts := strings.Split(rel, "/")
+	for i, name := range parts {
+		ch := parent.GetChild(name)
+		if ch == nil {
+			return nil // not known to the kernel either
+		}
+		if i == len(parts)-1 {
+			invalidate(parent, name, ch)
+			for cname, cc := range ch.Children() {
+				invalidate(ch, cname, cc)
+			}
+			return nil
+		}
+		parent = ch
+	}
+	return nil
+}
+
+// List pages through dir (relative to the mount) straight from
+// ListObjectsV2; cursor is the continuation token.
+func (m *Mount) List(ctx context.Context, dir, cursor string, limit int) (mounts.Page, error) {
+	rel := strings.Trim(dir, "/")
+	if rel == "." {
+		rel = ""
+	}
+	for _, c := range strings.Split(rel, "/") {
+		if rel != "" && !validName(c) {
+			return mounts.Page{}, fmt.Errorf("listing %q: %q is not a valid path component", dir, c)
+		}
+	}
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	f := m.fsys
+	prefix := f.dirKey(rel)
+	p, err := f.cl.List(ctx, prefix, "/", cursor, int32(limit))
+	if err != nil {
+		return mounts.Page{}, fmt.Errorf("listing %s in bucket %s: %w", prefix, f.spec.Bucket, errnoErr(err))
+	}
+	page := mounts.Page{NextCursor: p.Next}
+	sh := shadower{dirPrefix: prefix}
+	emit := func(e dirent) {
+		key := prefix + e.name
+		if e.dir {
+			key += "/"
+		}
+		page.Entries = append(page.Entries, mounts.Entry{Name: e.name, Dir: e.dir, Size: e.size, MTime: e.time(), Key: key})
+	}
+	sh.feed(p, emit)
+	sh.finish(emit)
+	if len(page.Entries) == 0 && cursor == "" && rel != "" && p.Next == "" {
+		if _, errno := f.stat(ctx, rel); errno != 0 {
+			return mounts.Page{}, fmt.Errorf("listing %q: %w", dir, errno)
+		}
+	}
+	return page, nil
+}
+
+// errnoErr keeps the S3 error text and adds the errno it maps to.
+func errnoErr(err error) error {
+	return fmt.Errorf("%w (%v)", err, syscall.Errno(toErrno(err)))
 }

@@ -1,0 +1,252 @@
+package builtin
+
+import (
+	"strings"
+	"sync"
+	"time"
+)
+
+// entry is what is known of one name: a directory, or a file with size,
+// mtime and ETag.
+type entry struct {
+	dir   bool
+	size  int64
+	mtime int64 // unix nanoseconds
+	etag  string
+}
+
+func (e entry) time() time.Time {
+	if e.mtime == 0 {
+		return time.Unix(0, 0)
+	}
+	return time.Unix(0, e.mtime)
+}
+
+type dirent struct {
+	name string
+	entry
+}
+
+// listing is a complete, fresh listing of one directory.
+type listing struct {
+	ents    []dirent
+	index   map[string]int32
+	expires time.Time
+}
+
+type attr struct {
+	entry
+	expires time.Time
+}
+
+// metaCache holds metadata with TTLs and bounded memory: at most maxAttrs
+// single entries (positive and negative) and maxListed entries across all
+// cached directory listings. A directory bigger than that is streamed from
+// S3 every time and never cached whole.
+type metaCache struct {
+	ttl, negTTL time.Duration
+	maxAttrs    int
+	maxListed   int
+
+	mu     sync.Mutex
+	attrs  map[string]attr
+	neg    map[string]time.Time
+	dirs   map[string]*listing
+	listed int
+}
+
+func newMetaCache(ttl, negTTL time.Duration) *metaCache {
+	return &metaCache{ttl: ttl, negTTL: negTTL, maxAttrs: 200_000, maxListed: 1_000_000,
+		attrs: map[string]attr{}, neg: map[string]time.Time{}, dirs: map[string]*listing{}}
+}
+
+// lookup answers for path from the cache: found says whether the answer is
+// known; exists whether the name exists.
+func (c *metaCache) lookup(path string) (e entry, exists, found bool) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a, ok := c.attrs[path]; ok {
+		if now.Before(a.expires) {
+			return a.entry, true, true
+		}
+		delete(c.attrs, path)
+	}
+	if exp, ok := c.neg[path]; ok {
+		if now.Before(exp) {
+			return entry{}, false, true
+		}
+		delete(c.neg, path)
+	}
+	dir, name := splitPath(path)
+	if l := c.dirs[dir]; l != nil {
+		if now.After(l.expires) {
+			c.dropListingLocked(dir)
+			return entry{}, false, false
+		}
+		if i, ok := l.index[name]; ok {
+			return l.ents[i].entry, true, true
+		}
+		return entry{}, false, true
+	}
+	return entry{}, false, false
+}
+
+func (c *metaCache) put(path string, e entry) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.neg, path)
+	c.trimLocked()
+	c.attrs[path] = attr{entry: e, expires: time.Now().Add(c.ttl)}
+}
+
+func (c *metaCache) putNeg(path string) {
+	if c.negTTL <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.attrs, path)
+	c.trimLocked()
+	c.neg[path] = time.Now().Add(c.negTTL)
+}
+
+// trimLocked keeps attrs+neg under maxAttrs: expired entries first, then
+// arbitrary ones (map order is random).
+func (c *metaCache) trimLocked() {
+	if len(c.attrs)+len(c.neg) < c.maxAttrs {
+		return
+	}
+	now := time.Now()
+	for k, a := range c.attrs {
+		if now.After(a.expires) {
+			delete(c.attrs, k)
+		}
+	}
+	for k, exp := range c.neg {
+		if now.After(exp) {
+			delete(c.neg, k)
+		}
+	}
+	for k := range c.attrs {
+		if len(c.attrs)+len(c.neg) < c.maxAttrs/2 {
+			break
+		}
+		delete(c.attrs, k)
+	}
+	for k := range c.neg {
+		if len(c.attrs)+len(c.neg) < c.maxAttrs/2 {
+			break
+		}
+		delete(c.neg, k)
+	}
+}
+
+// listingFor returns the fresh cached listing of dir, or nil.
+func (c *metaCache) listingFor(dir string) *listing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.dirs[dir]
+	if l != nil && time.Now().After(l.expires) {
+		c.dropListingLocked(dir)
+		return nil
+	}
+	return l
+}
+
+// canList says whether a listing of n entries may still be cached.
+func (c *metaCache) canList(n int) bool { return c.ttl > 0 && n <= c.maxListed }
+
+// putListing caches a complete listing of dir, evicting other listings to
+// stay within maxListed.
+func (c *metaCache) putListing(dir string, ents []dirent) {
+	if !c.canList(len(ents)) {
+		return
+	}
+	l := &listing{ents: ents, index: make(map[string]int32, len(ents)), expires: time.Now().Add(c.ttl)}
+	for i, e := range ents {
+		l.index[e.name] = int32(i)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropListingLocked(dir)
+	for k := range c.dirs {
+		if c.listed+len(ents) <= c.maxListed {
+			break
+		}
+		c.dropListingLocked(k)
+	}
+	c.dirs[dir] = l
+	c.listed += len(ents)
+	// Single entries under dir are now answered by the listing.
+	for _, e := range ents {
+		delete(c.neg, joinPath(dir, e.name))
+	}
+}
+
+func (c *metaCache) dropListingLocked(dir string) {
+	if l := c.dirs[dir]; l != nil {
+		c.listed -= len(l.ents)
+		delete(c.dirs, dir)
+	}
+}
+
+// changed forgets path and its parent's listing after a change we made.
+func (c *metaCache) changed(path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.attrs, path)
+	delete(c.neg, path)
+	dir, _ := splitPath(path)
+	c.dropListingLocked(dir)
+}
+
+// drop forgets everything cached at or under path ("" for everything).
+func (c *metaCache) drop(path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if path == "" {
+		c.attrs = map[string]attr{}
+		c.neg = map[string]time.Time{}
+		c.dirs = map[string]*listing{}
+		c.listed = 0
+		return
+	}
+	under := func(k string) bool { return k == path || strings.HasPrefix(k, path+"/") }
+	for k := range c.attrs {
+		if under(k) {
+			delete(c.attrs, k)
+		}
+	}
+	for k := range c.neg {
+		if under(k) {
+			delete(c.neg, k)
+		}
+	}
+	for k := range c.dirs {
+		if under(k) {
+			c.dropListingLocked(k)
+		}
+	}
+	dir, _ := splitPath(path)
+	c.dropListingLocked(dir)
+}
+
+// splitPath splits "a/b/c" into "a/b" and "c"; "c" into "" and "c".
+func splitPath(p string) (string, string) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", p
+	}
+	return p[:i], p[i+1:]
+}
+
+func joinPath(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}

@@ -1,0 +1,163 @@
+package builtin
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// dirHandle streams one directory: entries go to the kernel as each
+// ListObjectsV2 page arrives (the next page is fetched while the kernel
+// takes this one), and READDIRPLUS is answered from the listing itself.
+// A complete listing that fits the cache is kept for MetadataTTL.
+type dirHandle struct {
+	n   *node
+	rel string
+
+	started bool
+	ents    []dirent // everything produced so far (the cached listing when replaying)
+	pos     int
+	last    dirent
+	done    bool
+	cached  bool // ents is a complete cached listing
+	keep    bool // ents is still complete enough to be cached at the end
+	pages   chan pageResult
+	cancel  context.CancelFunc
+	sh      shadower
+	err     syscall.Errno
+}
+
+type pageResult struct {
+	page ListPage
+	err  error
+}
+
+var (
+	_ fs.FileReaddirenter = (*dirHandle)(nil)
+	_ fs.FileLookuper     = (*dirHandle)(nil)
+	_ fs.FileSeekdirer    = (*dirHandle)(nil)
+	_ fs.FileReleasedirer = (*dirHandle)(nil)
+)
+
+func (d *dirHandle) start() {
+	d.started = true
+	f := d.n.fsys
+	if l := f.meta.listingFor(d.rel); l != nil {
+		d.ents, d.cached, d.done = l.ents, true, true
+		return
+	}
+	d.keep = true
+	d.sh = shadower{dirPrefix: f.dirKey(d.rel)}
+	ctx, cancel := context.WithCancel(f.ctx)
+	d.cancel = cancel
+	d.pages = make(chan pageResult, 2)
+	go func() {
+		defer close(d.pages)
+		token := ""
+		for {
+			p, err := f.cl.List(ctx, f.dirKey(d.rel), "/", token, 1000)
+			select {
+			case d.pages <- pageResult{p, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || p.Next == "" {
+				return
+			}
+			token = p.Next
+		}
+	}()
+}
+
+// fill takes pages until at least one entry is ready or the listing ends.
+func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
+	for d.pos >= len(d.ents) && !d.done {
+		var r pageResult
+		var ok bool
+		select {
+		case r, ok = <-d.pages:
+		case <-ctx.Done():
+			return syscall.EINTR
+		}
+		emit := func(e dirent) {
+			d.ents = append(d.ents, e)
+		}
+		if !ok {
+			d.sh.finish(emit)
+			d.done = true
+			if d.keep {
+				d.n.fsys.meta.putListing(d.rel, d.ents)
+			}
+			break
+		}
+		if r.err != nil {
+			d.err = toErrno(r.err)
+			d.done = true
+			d.keep = false
+			return d.err
+		}
+		d.sh.feed(r.page, emit)
+		if d.keep && !d.n.fsys.meta.canList(len(d.ents)) {
+			// Too big to cache: keep only the window the kernel may seek back into.
+			d.keep = false
+		}
+		if !d.keep && d.pos > 4096 {
+			d.ents = append(d.ents[:0:0], d.ents[d.pos-1024:]...)
+			d.pos = 1024
+		}
+	}
+	return 0
+}
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if !d.started {
+		d.start()
+	}
+	if errno := d.fill(ctx); errno != 0 {
+		return nil, errno
+	}
+	if d.pos >= len(d.ents) {
+		if d.err != 0 {
+			return nil, d.err
+		}
+		return nil, 0
+	}
+	e := d.ents[d.pos]
+	d.pos++
+	d.last = e
+	mode := uint32(syscall.S_IFREG)
+	if e.dir {
+		mode = syscall.S_IFDIR
+	}
+	return &fuse.DirEntry{Name: e.name, Mode: mode}, 0
+}
+
+// Lookup answers READDIRPLUS for the entry just produced, from the listing.
+func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if d.last.name != name {
+		return d.n.Lookup(ctx, name, out)
+	}
+	ch := d.n.newChild(ctx, name, d.last.entry)
+	ch.Operations().(*node).attrOut(&out.Attr)
+	return ch, 0
+}
+
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == 0 {
+		d.Releasedir(ctx, 0)
+		*d = dirHandle{n: d.n, rel: d.rel}
+		return 0
+	}
+	return syscall.ENOTSUP
+}
+
+func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {
+	if d.cancel != nil {
+		d.cancel()
+		// Let the lister goroutine end.
+		for range d.pages {
+		}
+	}
+}

@@ -1,0 +1,310 @@
+package builtin
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sync/errgroup"
+)
+
+// writeState is the staged content of a file open for writing, shared by
+// all its write handles. It lives in a 0600 file under CacheDir and goes to
+// S3 on flush/fsync: one PUT, or a parallel multipart upload.
+type writeState struct {
+	f        *os.File
+	size     int64
+	mtime    int64
+	dirty    bool
+	refs     int
+	unlinked bool
+}
+
+// fileHandle is one open file.
+type fileHandle struct {
+	n  *node
+	r  *reader     // reading the object from S3
+	ws *writeState // writing, or reading while this mount writes the file
+}
+
+var (
+	_ fs.FileReader   = (*fileHandle)(nil)
+	_ fs.FileWriter   = (*fileHandle)(nil)
+	_ fs.FileFlusher  = (*fileHandle)(nil)
+	_ fs.FileFsyncer  = (*fileHandle)(nil)
+	_ fs.FileReleaser = (*fileHandle)(nil)
+)
+
+func writeFlags(flags uint32) bool {
+	return flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	f := n.fsys
+	if n.dir {
+		return nil, 0, syscall.EISDIR
+	}
+	if writeFlags(flags) {
+		if f.spec.ReadOnly {
+			return nil, 0, syscall.EROFS
+		}
+		if flags&syscall.O_TRUNC == 0 {
+			if errno := n.refreshInfo(ctx); errno != 0 {
+				return nil, 0, errno
+			}
+		}
+		ws, errno := n.acquireWS(ctx, flags&syscall.O_TRUNC != 0)
+		if errno != 0 {
+			return nil, 0, errno
+		}
+		return &fileHandle{n: n, ws: ws}, 0, 0
+	}
+	n.mu.Lock()
+	if ws := n.ws; ws != nil {
+		ws.refs++
+		n.mu.Unlock()
+		return &fileHandle{n: n, ws: ws}, 0, 0
+	}
+	fresh := time.Now().Before(n.infoExp)
+	n.mu.Unlock()
+	if !fresh {
+		e, errno := f.stat(ctx, n.rel())
+		if errno != 0 {
+			return nil, 0, errno
+		}
+		if e.dir {
+			return nil, 0, syscall.EISDIR
+		}
+		n.setInfo(e)
+	}
+	n.mu.Lock()
+	e := n.info
+	var fuseFlags uint32
+	if e.etag != "" && n.cachedAs == e.etag {
+		fuseFlags = fuse.FOPEN_KEEP_CACHE
+	}
+	n.cachedAs = e.etag
+	n.mu.Unlock()
+	return &fileHandle{n: n, r: newReader(f, f.key(n.rel()), e.etag, e.size)}, fuseFlags, 0
+}
+
+// acquireWS returns the node's write state, creating it (and loading the
+// object's current content unless trunc) when it is the first writer.
+func (n *node) acquireWS(ctx context.Context, trunc bool) (*writeState, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ws != nil {
+		n.ws.refs++
+		if trunc {
+			if err := n.ws.f.Truncate(0); err != nil {
+				return nil, syscall.EIO
+			}
+			n.ws.size, n.ws.dirty, n.ws.mtime = 0, true, time.Now().UnixNano()
+		}
+		return n.ws, 0
+	}
+	f := n.fsys
+	tmp, err := f.stagingFile()
+	if err != nil {
+		return nil, syscall.EIO
+	}
+	ws := &writeState{f: tmp, refs: 1, mtime: time.Now().UnixNano()}
+	if trunc {
+		ws.dirty = true
+	} else if n.info.size > 0 {
+		if errno := f.download(ctx, f.key(n.rel()), n.info.etag, n.info.size, tmp); errno != 0 {
+			tmp.Close()
+			return nil, errno
+		}
+		ws.size = n.info.size
+		ws.mtime = n.info.mtime
+	}
+	n.ws = ws
+	return ws, 0
+}
+
+func (f *FS) stagingFile() (*os.File, error) {
+	tmp, err := os.CreateTemp(f.staging, "w-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(tmp.Name()) // unlinked: nothing is left behind by a crash
+	return tmp, nil
+}
+
+// download copies an object into w with parallel ranged GETs.
+func (f *FS) download(ctx context.Context, key, etag string, size int64, w io.WriterAt) syscall.Errno {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for off := int64(0); off < size; off += partSize {
+		g.Go(func() error {
+			buf := make([]byte, min(int64(partSize), size-off))
+			n, err := f.cl.GetRange(gctx, key, etag, off, buf)
+			if err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
+				return err
+			}
+			_, err = w.WriteAt(buf, off)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return toErrno(err)
+	}
+	return 0
+}
+
+func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if h.ws != nil {
+		n, err := h.ws.f.ReadAt(dest, off)
+		if err != nil && err != io.EOF {
+			return nil, syscall.EIO
+		}
+		return fuse.ReadResultData(dest[:n]), 0
+	}
+	n, errno := h.r.ReadAt(ctx, dest, off)
+	if errno != 0 {
+		return nil, errno
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if h.ws == nil {
+		return 0, syscall.EBADF
+	}
+	n, err := h.ws.f.WriteAt(data, off)
+	if err != nil {
+		return uint32(n), syscall.EIO
+	}
+	h.n.mu.Lock()
+	h.ws.size = max(h.ws.size, off+int64(n))
+	h.ws.dirty = true
+	h.ws.mtime = time.Now().UnixNano()
+	h.n.mu.Unlock()
+	return uint32(n), 0
+}
+
+func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	if h.ws == nil {
+		return 0
+	}
+	return h.n.sync(ctx)
+}
+
+func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { return h.Flush(ctx) }
+
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	if h.r != nil {
+		h.r.close()
+	}
+	if h.ws != nil {
+		h.n.releaseWS()
+	}
+	return 0
+}
+
+func (n *node) releaseWS() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ws := n.ws
+	if ws == nil {
+		return
+	}
+	ws.refs--
+	if ws.refs == 0 {
+		ws.f.Close()
+		n.ws = nil
+		n.infoExp = time.Time{} // learn the uploaded object's ETag on next use
+	}
+}
+
+// syncMu serialises uploads of one node (flushes of dup'd handles).
+var syncMu sync.Mutex
+
+// sync uploads the staged content if it changed since the last upload.
+func (n *node) sync(ctx context.Context) syscall.Errno {
+	syncMu.Lock()
+	defer syncMu.Unlock()
+	n.mu.Lock()
+	ws := n.ws
+	if ws == nil || !ws.dirty || ws.unlinked {
+		n.mu.Unlock()
+		return 0
+	}
+	size := ws.size
+	ws.dirty = false
+	n.mu.Unlock()
+	rel := n.rel()
+	info, err := n.fsys.upload(ctx, n.fsys.key(rel), ws.f, size)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err != nil {
+		ws.dirty = true
+		return toErrno(err)
+	}
+	n.info = entry{size: size, mtime: time.Now().UnixNano(), etag: info.ETag}
+	n.infoExp = time.Now().Add(n.fsys.ttl())
+	n.cachedAs = ""
+	n.fsys.meta.changed(rel)
+	n.fsys.meta.put(rel, n.info)
+	return 0
+}
+
+const (
+	putMax      = 16 << 20 // larger uploads go multipart
+	minPart     = 16 << 20
+	uploadConns = 8
+)
+
+// upload writes size bytes of r to key: one PUT for small objects, else a
+// parallel multipart upload that is aborted on failure, so that no partial
+// object is ever visible.
+func (f *FS) upload(ctx context.Context, key string, r io.ReaderAt, size int64) (ObjInfo, error) {
+	if size <= putMax {
+		return f.cl.Put(ctx, key, io.NewSectionReader(r, 0, size), size)
+	}
+	ps := int64(minPart)
+	for size/ps >= 10000 {
+		ps *= 2
+	}
+	id, err := f.cl.CreateMultipart(ctx, key)
+	if err != nil {
+		return ObjInfo{}, err
+	}
+	nparts := int((size + ps - 1) / ps)
+	parts := make([]types.CompletedPart, nparts)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(uploadConns)
+	for i := 0; i < nparts; i++ {
+		g.Go(func() error {
+			off := int64(i) * ps
+			n := min(ps, size-off)
+			etag, err := f.cl.UploadPart(gctx, key, id, int32(i+1), io.NewSectionReader(r, off, n), n)
+			if err != nil {
+				return err
+			}
+			parts[i] = types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: aws.String(etag)}
+			return nil
+		})
+	}
+	if err = g.Wait(); err == nil {
+		var info ObjInfo
+		info, err = f.cl.CompleteMultipart(ctx, key, id, parts)
+		if err == nil {
+			info.Size = size
+			return info, nil
+		}
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = f.cl.AbortMultipart(actx, key, id)
+	return ObjInfo{}, err
+}

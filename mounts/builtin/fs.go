@@ -1,0 +1,237 @@
+package builtin
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/s3mounts/s3mounts/mounts"
+)
+
+// FS is one mounted bucket (or prefix of one).
+type FS struct {
+	spec    mounts.Spec
+	cl      ObjectClient
+	prefix  string
+	meta    *metaCache
+	budget  *bufBudget
+	staging string
+	started time.Time
+	root    *node
+	// ctx ends when the mount ends; S3 calls are also bounded on their own.
+	ctx context.Context
+}
+
+// node is a file or directory; its path is derived from its place in the
+// inode tree, so renames need no bookkeeping here.
+type node struct {
+	fs.Inode
+	fsys *FS
+	dir  bool
+
+	mu       sync.Mutex
+	info     entry
+	infoExp  time.Time
+	cachedAs string // ETag whose bytes the kernel page cache holds
+	ws       *writeState
+}
+
+var (
+	_ fs.NodeLookuper       = (*node)(nil)
+	_ fs.NodeGetattrer      = (*node)(nil)
+	_ fs.NodeOpendirHandler = (*node)(nil)
+	_ fs.NodeStatfser       = (*node)(nil)
+	_ fs.NodeOpener         = (*node)(nil)
+)
+
+// rel is the node's path relative to the mount ("" for the root).
+func (n *node) rel() string {
+	if n.IsRoot() {
+		return ""
+	}
+	return n.Path(nil)
+}
+
+// key is the object key of a file path; dirKey the prefix of a directory.
+func (f *FS) key(rel string) string { return f.prefix + rel }
+func (f *FS) dirKey(rel string) string {
+	if rel == "" {
+		return f.prefix
+	}
+	return f.prefix + rel + "/"
+}
+
+func (f *FS) fill(out *fuse.Attr, e entry) {
+	out.Owner = fuse.Owner{Uid: f.spec.UID, Gid: f.spec.GID}
+	if e.dir {
+		out.Mode = syscall.S_IFDIR | uint32(f.spec.DirMode.Perm())
+		out.Size = 4096
+		out.Nlink = 2
+		t := f.started
+		out.SetTimes(&t, &t, &t)
+	} else {
+		out.Mode = syscall.S_IFREG | uint32(f.spec.FileMode.Perm())
+		out.Size = uint64(e.size)
+		out.Nlink = 1
+		t := e.time()
+		out.SetTimes(&t, &t, &t)
+	}
+	out.Blksize = 1 << 20
+	out.Blocks = (out.Size + 511) / 512
+}
+
+// stat finds what rel is: from the cache, else with a HEAD of the key and a
+// one-key listing of the prefix in parallel. A directory wins over a file of
+// the same name.
+func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
+	if rel == "" {
+		return entry{dir: true}, 0
+	}
+	if e, exists, found := f.meta.lookup(rel); found {
+		if !exists {
+			return entry{}, syscall.ENOENT
+		}
+		return e, 0
+	}
+	var (
+		head     ObjInfo
+		headErr  error
+		isDir    bool
+		g, gctx  = errgroup.WithContext(ctx)
+		listErrn syscall.Errno
+	)
+	g.Go(func() error {
+		head, headErr = f.cl.Head(gctx, f.key(rel))
+		return nil
+	})
+	g.Go(func() error {
+		p, err := f.cl.List(gctx, f.dirKey(rel), "", "", 1)
+		if err != nil {
+			listErrn = toErrno(err)
+			return nil
+		}
+		isDir = len(p.Objects) > 0 || len(p.Prefixes) > 0
+		return nil
+	})
+	_ = g.Wait()
+	if isDir {
+		e := entry{dir: true}
+		f.meta.put(rel, e)
+		return e, 0
+	}
+	if listErrn != 0 {
+		return entry{}, listErrn
+	}
+	if headErr != nil {
+		errno := toErrno(headErr)
+		if errno == syscall.ENOENT {
+			f.meta.putNeg(rel)
+		}
+		return entry{}, errno
+	}
+	e := entry{size: head.Size, mtime: head.MTime.UnixNano(), etag: head.ETag}
+	f.meta.put(rel, e)
+	return e, 0
+}
+
+func (f *FS) ttl() time.Duration { return f.spec.MetadataTTL }
+
+// newChild returns the inode for name under n with entry e, reusing a
+// live inode of the same type.
+func (n *node) newChild(ctx context.Context, name string, e entry) *fs.Inode {
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*node); ok && cn.dir == e.dir {
+			cn.setInfo(e)
+			return ch
+		}
+	}
+	cn := &node{fsys: n.fsys, dir: e.dir}
+	cn.info, cn.infoExp = e, time.Now().Add(n.fsys.ttl())
+	mode := uint32(syscall.S_IFREG)
+	if e.dir {
+		mode = syscall.S_IFDIR
+	}
+	return n.NewInode(ctx, cn, fs.StableAttr{Mode: mode})
+}
+
+func (n *node) setInfo(e entry) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ws != nil {
+		return // our own staged content is the truth while a writer is open
+	}
+	n.info, n.infoExp = e, time.Now().Add(n.fsys.ttl())
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if !validName(name) {
+		return nil, syscall.ENOENT
+	}
+	if !n.dir {
+		return nil, syscall.ENOTDIR
+	}
+	e, errno := n.fsys.stat(ctx, joinPath(n.rel(), name))
+	if errno != 0 {
+		return nil, errno
+	}
+	ch := n.newChild(ctx, name, e)
+	ch.Operations().(*node).attrOut(&out.Attr)
+	return ch, 0
+}
+
+// attrOut fills out from what the node knows, without asking S3.
+func (n *node) attrOut(out *fuse.Attr) {
+	n.mu.Lock()
+	e := n.info
+	if n.ws != nil {
+		e.size = n.ws.size
+		e.mtime = n.ws.mtime
+	}
+	n.mu.Unlock()
+	e.dir = n.dir
+	n.fsys.fill(out, e)
+}
+
+func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.mu.Lock()
+	fresh := n.ws != nil || n.dir || time.Now().Before(n.infoExp)
+	n.mu.Unlock()
+	if !fresh {
+		rel := n.rel()
+		e, errno := n.fsys.stat(ctx, rel)
+		if errno != 0 {
+			return errno
+		}
+		if !e.dir {
+			n.setInfo(e)
+		}
+	}
+	n.attrOut(&out.Attr)
+	return 0
+}
+
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	const bsize = 1 << 20
+	out.Bsize = bsize
+	out.Frsize = bsize
+	out.Blocks = 1 << 30 // 1 PiB: S3 has no fixed size
+	out.Bfree = out.Blocks
+	out.Bavail = out.Blocks
+	out.Files = 1 << 40
+	out.Ffree = 1 << 40
+	out.NameLen = 255
+	return 0
+}
+
+// OpendirHandle starts a streaming listing (or replays a cached one).
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if !n.dir {
+		return nil, 0, syscall.ENOTDIR
+	}
+	return &dirHandle{n: n, rel: n.rel()}, 0, 0
+}

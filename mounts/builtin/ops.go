@@ -1,0 +1,353 @@
+package builtin
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sync/errgroup"
+)
+
+// maxDirRename is the most objects a directory rename copies; above it
+// rename answers EXDEV, and mv falls back to copying file by file.
+const maxDirRename = 1000
+
+var (
+	_ fs.NodeCreater   = (*node)(nil)
+	_ fs.NodeMkdirer   = (*node)(nil)
+	_ fs.NodeUnlinker  = (*node)(nil)
+	_ fs.NodeRmdirer   = (*node)(nil)
+	_ fs.NodeRenamer   = (*node)(nil)
+	_ fs.NodeSetattrer = (*node)(nil)
+)
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	f := n.fsys
+	if f.spec.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	if !validName(name) {
+		return nil, nil, 0, syscall.EINVAL
+	}
+	rel := joinPath(n.rel(), name)
+	tmp, err := f.stagingFile()
+	if err != nil {
+		return nil, nil, 0, syscall.EIO
+	}
+	now := time.Now().UnixNano()
+	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now}
+	ch := n.newChild(ctx, name, entry{mtime: now})
+	cn := ch.Operations().(*node)
+	cn.mu.Lock()
+	if cn.ws != nil {
+		// Someone has it open for writing already: share and truncate.
+		cn.ws.refs++
+		ws = cn.ws
+		ws.f.Truncate(0)
+		ws.size, ws.dirty = 0, true
+		cn.mu.Unlock()
+		tmp.Close()
+	} else {
+		cn.ws = ws
+		cn.info = entry{mtime: now}
+		cn.mu.Unlock()
+	}
+	f.meta.changed(rel)
+	cn.attrOut(&out.Attr)
+	return ch, &fileHandle{n: cn, ws: ws}, 0, 0
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	f := n.fsys
+	if f.spec.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if !validName(name) {
+		return nil, syscall.EINVAL
+	}
+	rel := joinPath(n.rel(), name)
+	if e, errno := f.stat(ctx, rel); errno == 0 {
+		_ = e
+		return nil, syscall.EEXIST
+	} else if errno != syscall.ENOENT {
+		return nil, errno
+	}
+	if _, err := f.cl.Put(ctx, f.dirKey(rel), bytes.NewReader(nil), 0); err != nil {
+		return nil, toErrno(err)
+	}
+	f.meta.changed(rel)
+	f.meta.put(rel, entry{dir: true})
+	ch := n.newChild(ctx, name, entry{dir: true})
+	ch.Operations().(*node).attrOut(&out.Attr)
+	return ch, 0
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	f := n.fsys
+	if f.spec.ReadOnly {
+		return syscall.EROFS
+	}
+	rel := joinPath(n.rel(), name)
+	e, errno := f.stat(ctx, rel)
+	if errno == syscall.ENOENT {
+		// Maybe created here and not uploaded yet.
+		if ch := n.GetChild(name); ch == nil {
+			return syscall.ENOENT
+		}
+	} else if errno != 0 {
+		return errno
+	} else if e.dir {
+		return syscall.EISDIR
+	}
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*node); ok {
+			cn.mu.Lock()
+			if cn.ws != nil {
+				cn.ws.unlinked = true
+			}
+			cn.mu.Unlock()
+		}
+	}
+	if err := f.cl.Delete(ctx, f.key(rel)); err != nil {
+		return toErrno(err)
+	}
+	f.meta.changed(rel)
+	f.meta.putNeg(rel)
+	return 0
+}
+
+// children lists up to max keys under a directory prefix (no delimiter).
+func (f *FS) children(ctx context.Context, prefix string, max int) ([]ObjInfo, bool, error) {
+	var out []ObjInfo
+	token := ""
+	for {
+		p, err := f.cl.List(ctx, prefix, "", token, 1000)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, p.Objects...)
+		if len(out) > max {
+			return out[:max], true, nil
+		}
+		if p.Next == "" {
+			return out, false, nil
+		}
+		token = p.Next
+	}
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	f := n.fsys
+	if f.spec.ReadOnly {
+		return syscall.EROFS
+	}
+	rel := joinPath(n.rel(), name)
+	p, err := f.cl.List(ctx, f.dirKey(rel), "", "", 2)
+	if err != nil {
+		return toErrno(err)
+	}
+	for _, o := range p.Objects {
+		if o.Key != f.dirKey(rel) {
+			return syscall.ENOTEMPTY
+		}
+	}
+	if len(p.Objects) == 0 {
+		if e, errno := f.stat(ctx, rel); errno != 0 {
+			return errno
+		} else if !e.dir {
+			return syscall.ENOTDIR
+		}
+	}
+	if err := f.cl.Delete(ctx, f.dirKey(rel)); err != nil {
+		return toErrno(err)
+	}
+	f.meta.drop(rel)
+	f.meta.putNeg(rel)
+	return 0
+}
+
+func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	f := n.fsys
+	if f.spec.ReadOnly {
+		return syscall.EROFS
+	}
+	if flags&^uint32(fs.RENAME_NOREPLACE) != 0 {
+		return syscall.ENOTSUP // RENAME_EXCHANGE, RENAME_WHITEOUT
+	}
+	if !validName(newName) {
+		return syscall.EINVAL
+	}
+	np, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	src := joinPath(n.rel(), name)
+	dst := joinPath(np.rel(), newName)
+	// Upload what a writer of the source has staged, so the copy has it.
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*node); ok && !cn.dir {
+			if errno := cn.sync(ctx); errno != 0 {
+				return errno
+			}
+		}
+	}
+	se, errno := f.stat(ctx, src)
+	if errno != 0 {
+		return errno
+	}
+	de, derr := f.stat(ctx, dst)
+	if derr == 0 {
+		if flags&fs.RENAME_NOREPLACE != 0 {
+			return syscall.EEXIST
+		}
+		if de.dir && !se.dir {
+			return syscall.EISDIR
+		}
+		if !de.dir && se.dir {
+			return syscall.ENOTDIR
+		}
+	} else if derr != syscall.ENOENT {
+		return derr
+	}
+	defer func() {
+		f.meta.drop(src)
+		f.meta.drop(dst)
+		f.meta.putNeg(src)
+	}()
+	if !se.dir {
+		if err := f.cl.Copy(ctx, f.key(src), f.key(dst), se.size); err != nil {
+			return toErrno(err)
+		}
+		if err := f.cl.Delete(ctx, f.key(src)); err != nil {
+			return toErrno(err)
+		}
+		return 0
+	}
+	if derr == 0 {
+		if p, err := f.cl.List(ctx, f.dirKey(dst), "", "", 2); err != nil {
+			return toErrno(err)
+		} else {
+			for _, o := range p.Objects {
+				if o.Key != f.dirKey(dst) {
+					return syscall.ENOTEMPTY
+				}
+			}
+		}
+	}
+	if strings.HasPrefix(dst+"/", src+"/") {
+		return syscall.EINVAL // into itself
+	}
+	objs, more, err := f.children(ctx, f.dirKey(src), maxDirRename)
+	if err != nil {
+		return toErrno(err)
+	}
+	if more {
+		return syscall.EXDEV
+	}
+	sp, dp := f.dirKey(src), f.dirKey(dst)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	hasMarker := false
+	for _, o := range objs {
+		if o.Key == sp {
+			hasMarker = true
+		}
+		g.Go(func() error { return f.cl.Copy(gctx, o.Key, dp+o.Key[len(sp):], o.Size) })
+	}
+	if err := g.Wait(); err != nil {
+		return toErrno(err)
+	}
+	if !hasMarker {
+		// Keep the (maybe empty) directory visible under its new name.
+		if _, err := f.cl.Put(ctx, dp, bytes.NewReader(nil), 0); err != nil {
+			return toErrno(err)
+		}
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, o := range objs {
+		g.Go(func() error { return f.cl.Delete(gctx, o.Key) })
+	}
+	if err := g.Wait(); err != nil {
+		return toErrno(err)
+	}
+	return 0
+}
+
+func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	f := n.fsys
+	size, hasSize := in.GetSize()
+	if hasSize {
+		if f.spec.ReadOnly {
+			return syscall.EROFS
+		}
+		if n.dir {
+			return syscall.EISDIR
+		}
+		var ws *writeState
+		if h, ok := fh.(*fileHandle); ok && h.ws != nil {
+			ws = h.ws
+		}
+		own := false
+		if ws == nil {
+			var errno syscall.Errno
+			if errno := n.refreshInfo(ctx); errno != 0 {
+				return errno
+			}
+			ws, errno = n.acquireWS(ctx, size == 0)
+			if errno != 0 {
+				return errno
+			}
+			own = true
+		}
+		if err := ws.f.Truncate(int64(size)); err != nil {
+			if own {
+				n.releaseWS()
+			}
+			return syscall.EIO
+		}
+		n.mu.Lock()
+		ws.size, ws.dirty, ws.mtime = int64(size), true, time.Now().UnixNano()
+		n.mu.Unlock()
+		if own {
+			errno := n.sync(ctx)
+			n.releaseWS()
+			if errno != 0 {
+				return errno
+			}
+		}
+	} else if f.spec.ReadOnly {
+		if _, ok := in.GetMode(); ok {
+			return syscall.EROFS
+		}
+		if _, ok := in.GetUID(); ok {
+			return syscall.EROFS
+		}
+		if _, ok := in.GetMTime(); ok {
+			return syscall.EROFS
+		}
+	}
+	// Mode, owner and times come from the connector; changes are ignored.
+	n.attrOut(&out.Attr)
+	return 0
+}
+
+// refreshInfo makes sure n.info is fresh (for a writer that loads content).
+func (n *node) refreshInfo(ctx context.Context) syscall.Errno {
+	n.mu.Lock()
+	fresh := n.ws != nil || time.Now().Before(n.infoExp)
+	n.mu.Unlock()
+	if fresh {
+		return 0
+	}
+	e, errno := n.fsys.stat(ctx, n.rel())
+	if errno != 0 {
+		return errno
+	}
+	n.setInfo(e)
+	return 0
+}
