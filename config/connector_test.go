@@ -425,10 +425,10 @@ func TestInlineSecretFileMode(t *testing.T) {
 func TestSecretNeverInErrors(t *testing.T) {
 	const secret = "SUPERSECRETvalue42"
 	for _, extra := range []string{
-		"[credentials]\naccess_key_id = \"AK\"\nsecret_access_key = " + secret,                        // unquoted: syntax error
-		"[credentials]\naccess_key_id = \"AK\"\nsecret_access_key = \"" + secret + "\nx\"",            // broken string
+		"[credentials]\naccess_key_id = \"AK\"\nsecret_access_key = " + secret,                         // unquoted: syntax error
+		"[credentials]\naccess_key_id = \"AK\"\nsecret_access_key = \"" + secret + "\nx\"",             // broken string
 		"[credentials]\naccess_key_id = \"AK\"\nsecret_access_key = \"" + secret + "\"\nanonymous = 1", // other errors
-		"[credentials]\nsecret_access_key = \"" + secret + "\"",                                         // no access key
+		"[credentials]\nsecret_access_key = \"" + secret + "\"",                                        // no access key
 		"[credentials]\naccess_key_id = \"AK\"\nsecret_access_key = \"" + secret + "\"\nsecret_name = \"n\"",
 		"[credentials]\naccess_key_id = \"AK\"\nsecret_access_key = [\"" + secret + "\"]",
 		"[credentials]\naccess_key_id = \"AK\"\nsecret_name = \"k\"\nsession_token = \"" + secret + "\"\nanonymous = true",
