@@ -113,7 +113,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		log.Error("activation overrides unreadable", "err", err)
 	}
-	sup := &worker.Supervisor{Exe: exe, StateDir: a.StateDir, RuntimeDir: runtimeDir, Log: log}
+	sup := &worker.Supervisor{Exe: exe, StateDir: a.StateDir, RuntimeDir: runtimeDir, Log: log, LogLevel: a.LogLevel}
 	rec := newReconciler(a, runtimeDir, key, sup, ov, log)
 	metrics := NewMetrics(rec)
 	rec.metrics = metrics

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,6 +26,7 @@ import (
 func Main(args []string) int {
 	if len(args) > 1 && args[1] == "worker" {
 		log := NewLogger(os.Getenv("S3MOUNTS_LOG_LEVEL"), os.Stderr)
+		slog.SetDefault(log)
 		return worker.Main(args[2:], worker.Backends(), Version, log)
 	}
 	fs := flag.NewFlagSet("s3mountd", flag.ContinueOnError)

@@ -2,8 +2,14 @@ package agent_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/s3mounts/s3mounts/agent/client"
 	"github.com/s3mounts/s3mounts/internal/testenv"
@@ -35,5 +41,259 @@ func TestDaemonStartsAndStops(t *testing.T) {
 	d.Stop()
 	if _, err := os.Stat(d.Socket); !os.IsNotExist(err) {
 		t.Errorf("socket %s left behind after stop (err %v)", d.Socket, err)
+	}
+}
+
+var testObjects = map[string]string{
+	"hello.txt":    "hello from s3mounts\n",
+	"dir/a.csv":    "a,b\n1,2\n",
+	"dir/sub/b.md": "# b\n",
+}
+
+func readMounted(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s through the mount: %v", path, err)
+	}
+	return string(b)
+}
+
+func countMounts(list []string, mp string) int {
+	n := 0
+	for _, m := range list {
+		if m == mp {
+			n++
+		}
+	}
+	return n
+}
+
+func procAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
+}
+
+// TestEndToEnd is the issue's "Done means", through the real binaries,
+// MinIO and FUSE, for each backend that runs here.
+func TestEndToEnd(t *testing.T) {
+	for _, backend := range []string{"default", "s3fs"} {
+		t.Run(backend, func(t *testing.T) {
+			testenv.RequireFUSE(t)
+			if backend == "s3fs" {
+				testenv.RequireBinary(t, "s3fs", false)
+			}
+			endToEnd(t, backend)
+		})
+	}
+}
+
+func endToEnd(t *testing.T, backend string) {
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "data", testObjects)
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{AgentTOML: "mount_uid = 0\nmount_gid = 0\n"})
+	extra := fmt.Sprintf("backend = %q\n", backend)
+	good := d.MinIOConnector("data", m, "data", "datasets", true, extra)
+	mp := filepath.Join(d.ProjectRoot, "datasets")
+
+	// 1. drop an active connector file: the bucket's objects appear
+	d.WriteConnector("data", good)
+	c := d.WaitState("data", client.StateMounted)
+	if c.MountPath != mp {
+		t.Fatalf("mount_path = %q, want %q", c.MountPath, mp)
+	}
+	if got := readMounted(t, filepath.Join(mp, "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("hello.txt = %q", got)
+	}
+	if got := readMounted(t, filepath.Join(mp, "dir/a.csv")); got != testObjects["dir/a.csv"] {
+		t.Fatalf("dir/a.csv = %q", got)
+	}
+	pid := d.WorkerPids()["data"]
+	if pid == 0 || !procAlive(pid) {
+		t.Fatalf("no live worker recorded: %v", d.WorkerPids())
+	}
+
+	// files API through the worker
+	var files client.Files
+	d.DoJSON("GET", "/v1/connectors/data/files?path=dir", &files)
+	names := map[string]client.Entry{}
+	for _, e := range files.Entries {
+		names[e.Name] = e
+	}
+	if e, ok := names["a.csv"]; !ok || e.Type != "file" || e.Path != filepath.Join(mp, "dir/a.csv") || e.S3URI != "s3://data/dir/a.csv" {
+		t.Errorf("files(dir) = %+v", files)
+	}
+	if e, ok := names["sub"]; !ok || e.Type != "dir" {
+		t.Errorf("files(dir) has no dir sub: %+v", files)
+	}
+
+	// 2. break the file: the mount survives, the state names file:line
+	d.WriteConnector("data", "name = \"broken\"\nendpoint = \"x\"\nbucket = = \"data\"\n")
+	c = d.WaitFor("data", "a file:line error", func(c client.Connector, ok bool) bool {
+		return ok && c.State == client.StateError && c.Error != ""
+	})
+	if !regexp.MustCompile(`data\.toml:3`).MatchString(c.Error) {
+		t.Errorf("error %q does not name data.toml:3", c.Error)
+	}
+	if got := readMounted(t, filepath.Join(mp, "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("mount broke with the file: %q", got)
+	}
+	if p := d.WorkerPids()["data"]; p != pid {
+		t.Fatalf("worker changed from %d to %d on a broken file", pid, p)
+	}
+	out, code := d.RunCtl("status", "data")
+	if code == 0 && !strings.Contains(out, "data.toml:3") {
+		t.Errorf("s3mountctl status does not show the file:line error:\n%s", out)
+	}
+
+	// 3. fix it: mounted again, same worker (spec unchanged)
+	d.WriteConnector("data", good)
+	d.WaitFor("data", "mounted without error", func(c client.Connector, ok bool) bool {
+		return ok && c.State == client.StateMounted && c.Error == ""
+	})
+	if p := d.WorkerPids()["data"]; p != pid {
+		t.Fatalf("fixing the file remounted (worker %d -> %d); the spec did not change", pid, p)
+	}
+
+	// 4. deactivate through the API, activate again
+	d.DoJSON("POST", "/v1/connectors/data/deactivate", &c)
+	if c.State != client.StateInactive || c.Active {
+		t.Fatalf("after deactivate: %+v", c)
+	}
+	if countMounts(d.Mounts(), mp) != 0 {
+		t.Fatalf("still mounted after deactivate: %v", d.Mounts())
+	}
+	if _, err := os.Stat(mp); !os.IsNotExist(err) {
+		t.Errorf("mount dir not removed after deactivate: %v", err)
+	}
+	d.DoJSON("POST", "/v1/connectors/data/activate", &c)
+	if c.State != client.StateMounted {
+		t.Fatalf("after activate: %+v", c)
+	}
+	pid = d.WorkerPids()["data"]
+
+	// 5. kill -9 the daemon: the mount keeps serving; a restart adopts it
+	d.Kill9()
+	if got := readMounted(t, filepath.Join(mp, "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("mount stopped serving when the daemon died: %q", got)
+	}
+	d.Restart()
+	d.WaitState("data", client.StateMounted)
+	if p := d.WorkerPids()["data"]; p != pid || !procAlive(pid) {
+		t.Fatalf("restart did not adopt worker %d (now %d)", pid, p)
+	}
+	if n := countMounts(d.Mounts(), mp); n != 1 {
+		t.Fatalf("%s mounted %d times after restart", mp, n)
+	}
+	if !strings.Contains(d.Log(), "adopted") {
+		t.Errorf("daemon log does not say it adopted the worker")
+	}
+
+	// 6. kill -9 the worker: restarted with backoff, the state says why
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c = d.WaitFor("data", "an error naming the worker's death", func(c client.Connector, ok bool) bool {
+		return ok && c.State == client.StateError && strings.Contains(c.Error, "restarting in")
+	})
+	t.Logf("after killing the worker: %s", c.Error)
+	d.WaitState("data", client.StateMounted)
+	np := d.WorkerPids()["data"]
+	if np == pid || np == 0 {
+		t.Fatalf("no new worker after kill: %d", np)
+	}
+	if got := readMounted(t, filepath.Join(mp, "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("remounted mount does not serve: %q", got)
+	}
+	if n := countMounts(d.Mounts(), mp); n != 1 {
+		t.Fatalf("%s mounted %d times after the worker restart", mp, n)
+	}
+
+	// 7. delete the file: unmounted and gone
+	d.RemoveConnector("data")
+	d.WaitState("data", "")
+	if countMounts(d.Mounts(), mp) != 0 {
+		t.Fatalf("still mounted after the file was deleted: %v", d.Mounts())
+	}
+	if procAlive(np) {
+		t.Fatalf("worker %d still running after the file was deleted", np)
+	}
+
+	// 8. SIGTERM: exit 0, no mount left
+	d.WriteConnector("data", good)
+	d.WaitState("data", client.StateMounted)
+	np = d.WorkerPids()["data"]
+	d.Stop()
+	if left := d.Mounts(); len(left) != 0 {
+		t.Fatalf("mounts left after SIGTERM: %v", left)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for procAlive(np) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if procAlive(np) {
+		t.Fatalf("worker %d still running after SIGTERM", np)
+	}
+}
+
+// TestSecretNeverExposed: the secret key is in no process's argv, in no
+// environment of the worker or daemon, and in no log line.
+func TestSecretNeverExposed(t *testing.T) {
+	for _, backend := range []string{"default", "s3fs"} {
+		t.Run(backend, func(t *testing.T) {
+			testenv.RequireFUSE(t)
+			if backend == "s3fs" {
+				testenv.RequireBinary(t, "s3fs", false)
+			}
+			secretNeverExposed(t, backend)
+		})
+	}
+}
+
+func secretNeverExposed(t *testing.T, backend string) {
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "sec", testObjects)
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{AgentTOML: "mount_uid = 0\nmount_gid = 0\nlog_level = \"debug\"\n"})
+	d.WriteConnector("sec", d.MinIOConnector("sec", m, "sec", "sec", true, fmt.Sprintf("backend = %q", backend)))
+	d.WaitState("sec", client.StateMounted)
+	if got := readMounted(t, filepath.Join(d.ProjectRoot, "sec", "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("hello.txt = %q", got)
+	}
+	secret := m.SecretKey
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), secret) {
+			// MinIO itself gets the secret through its environment, never argv
+			t.Errorf("secret in %s: %q", p, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	for _, pid := range []int{d.Pid(), d.WorkerPids()["sec"]} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatalf("environ of %d: %v", pid, err)
+		}
+		if strings.Contains(string(b), secret) {
+			t.Errorf("secret in the environment of pid %d", pid)
+		}
+	}
+	// activity that logs: deactivate, activate, a broken file
+	var c client.Connector
+	d.DoJSON("POST", "/v1/connectors/sec/deactivate", &c)
+	d.DoJSON("POST", "/v1/connectors/sec/activate", &c)
+	d.Stop()
+	if strings.Contains(d.Log(), secret) {
+		t.Errorf("the secret appears in the daemon's log")
+	}
+	rec, _ := filepath.Glob(filepath.Join(d.StateDir, "workers", "*"))
+	for _, f := range rec {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("worker record %s mode %v, want 0600", f, fi.Mode().Perm())
+		}
 	}
 }

@@ -358,6 +358,7 @@ func (r *reconciler) step(c *conn) (wake time.Time, gone bool) {
 	switch act {
 	case actStop:
 		r.stop(c, h)
+		return r.now(), false // look again: a removed connector is forgotten now
 	case actReplace:
 		r.log.Info("connector spec changed; remounting", "connector", c.id)
 		r.stop(c, h)
@@ -607,11 +608,10 @@ var _ Controller = (*reconciler)(nil)
 func (r *reconciler) Connectors() []View {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// A removed connector stays visible (unmounting) until its mount is gone.
 	ids := make([]string, 0, len(r.conns))
-	for id, c := range r.conns {
-		if !c.removed {
-			ids = append(ids, id)
-		}
+	for id := range r.conns {
+		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	out := make([]View, 0, len(ids))
@@ -625,7 +625,7 @@ func (r *reconciler) Connector(id string) (View, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, ok := r.conns[id]
-	if !ok || c.removed {
+	if !ok {
 		return View{}, false
 	}
 	return r.viewLocked(c), true

@@ -28,6 +28,7 @@ type Supervisor struct {
 	StateDir   string
 	RuntimeDir string
 	Log        *slog.Logger
+	LogLevel   string // passed to workers as S3MOUNTS_LOG_LEVEL
 }
 
 // Handle is one live worker, started by this agent or adopted.
@@ -68,7 +69,7 @@ func workerEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES":
+		case "S3MOUNTS_LOG_LEVEL", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES":
 			continue
 		}
 		env = append(env, kv)
@@ -92,7 +93,7 @@ func (s *Supervisor) Start(ctx context.Context, spec mounts.Spec) (*Handle, erro
 	}
 	argv := []string{s.Exe, "worker", "--id", spec.ID, "--state-dir", s.StateDir, "--runtime-dir", s.RuntimeDir}
 	proc, err := os.StartProcess(s.Exe, argv, &os.ProcAttr{
-		Env:   workerEnv(),
+		Env:   append(workerEnv(), "S3MOUNTS_LOG_LEVEL="+s.LogLevel),
 		Files: []*os.File{devnull, os.Stdout, os.Stderr, r},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
