@@ -16,6 +16,8 @@ import (
 // rename answers EXDEV, and mv falls back to copying file by file.
 const maxDirRename = 1000
 
+const renameNoReplace = 1 // RENAME_NOREPLACE
+
 var (
 	_ fs.NodeCreater   = (*node)(nil)
 	_ fs.NodeMkdirer   = (*node)(nil)
@@ -175,7 +177,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if f.spec.ReadOnly {
 		return syscall.EROFS
 	}
-	if flags&^uint32(fs.RENAME_NOREPLACE) != 0 {
+	if flags&^uint32(renameNoReplace) != 0 {
 		return syscall.ENOTSUP // RENAME_EXCHANGE, RENAME_WHITEOUT
 	}
 	if !validName(newName) {
@@ -201,7 +203,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	de, derr := f.stat(ctx, dst)
 	if derr == 0 {
-		if flags&fs.RENAME_NOREPLACE != 0 {
+		if flags&renameNoReplace != 0 {
 			return syscall.EEXIST
 		}
 		if de.dir && !se.dir {
