@@ -147,8 +147,10 @@ type externalMount struct {
 	keys     keys
 	files    []string
 	stopping bool
-	stopOnce sync.Once
-	stop     chan struct{} // closed by Unmount
+	// unmounting is the tool Unmount unmounts and reaps.
+	unmounting *proc
+	stopOnce   sync.Once
+	stop       chan struct{} // closed by Unmount
 
 	done chan struct{} // closed when the mount has ended
 	err  error         // why, valid after done
@@ -270,10 +272,16 @@ func (m *externalMount) run() {
 			m.log.Error("tool exited unexpectedly", "pid", p.cmd.Process.Pid, "err", m.err)
 			return
 		case <-m.stop:
-			// Unmount reaps the tool it knows; this one may have been
-			// started by a refresh meanwhile.
-			Unmount(context.Background(), m.spec.MountPoint)
-			p.stop(context.Background(), exitGrace)
+			// Unmount reaps the tool it knows; one a refresh started
+			// meanwhile is unmounted and reaped here.
+			m.mu.Lock()
+			mine := m.unmounting != p
+			m.mu.Unlock()
+			if mine {
+				Unmount(context.Background(), m.spec.MountPoint)
+				p.stop(context.Background(), exitGrace)
+			}
+			<-p.done
 		case <-refresh:
 			if err := m.refresh(k); err != nil {
 				m.log.Error("refreshing temporary credentials failed; retrying", "err", err, "expires", k.Expires, "retry_in", busyRetry)
@@ -381,6 +389,7 @@ func (m *externalMount) Unmount(ctx context.Context) error {
 	m.mu.Lock()
 	m.stopping = true
 	p := m.p
+	m.unmounting = p
 	m.mu.Unlock()
 	m.stopOnce.Do(func() { close(m.stop) })
 	err := Unmount(ctx, m.spec.MountPoint)

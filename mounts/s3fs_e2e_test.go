@@ -571,3 +571,34 @@ func TestS3FSRefreshRemounts(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+func TestS3FSUnmountBusyIsLazyAndReaps(t *testing.T) {
+	mi := testenv.StartMinIO(t)
+	mi.MakeBucket(t, "busy-bucket", map[string]string{"a.txt": "a"})
+	spec := s3fsSpec(t, mi, "busy-bucket")
+	m := mountS3FS(t, spec)
+	pid := mounts.ToolPID(m)
+	f, err := os.Open(filepath.Join(spec.MountPoint, "a.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = m.Unmount(ctx)
+	if !errors.Is(err, mounts.ErrLazyUnmount) {
+		t.Fatalf("Unmount of a busy mount = %v; want ErrLazyUnmount", err)
+	}
+	if ok, _ := mounts.IsMountPoint(spec.MountPoint); ok {
+		t.Error("busy mount still in the mount table after a lazy unmount")
+	}
+	if processExists(pid) {
+		t.Errorf("s3fs (pid %d) not reaped after Unmount", pid)
+	}
+	if err := m.Wait(); err != nil {
+		t.Errorf("Wait after Unmount = %v, want nil", err)
+	}
+	if err := m.Unmount(ctx); err != nil {
+		t.Errorf("second Unmount = %v, want nil", err)
+	}
+}
