@@ -2,8 +2,23 @@ package s3conn
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 
 	"github.com/s3mounts/s3mounts/mounts"
 )
@@ -13,13 +28,449 @@ type CheckResult struct {
 	Name     string // endpoint|credentials|bucket|list|read|write
 	OK       bool
 	Err      string // what failed and what to do; never a secret
+	Note     string // for a passed step, what is worth knowing (e.g. "skipped: …")
 	Duration time.Duration
 }
+
+// The steps of a check, in order. "write" only for read-write connectors.
+const (
+	StepEndpoint    = "endpoint"
+	StepCredentials = "credentials"
+	StepBucket      = "bucket"
+	StepList        = "list"
+	StepRead        = "read"
+	StepWrite       = "write"
+)
 
 // Check tests spec without mounting: the endpoint answers, the credentials
 // are accepted, the bucket exists, a listing works, an object can be read
 // (if any), and, unless spec.ReadOnly, an object can be written and deleted
 // under the prefix. Steps after a failed one are reported as skipped (not OK).
+//
+// Every step is bounded by spec.StallTimeout (10 s when unset) and by ctx;
+// each S3 request is tried at most twice.
 func Check(ctx context.Context, spec mounts.Spec) []CheckResult {
-	return []CheckResult{{Name: "endpoint", Err: errors.New("stub: not implemented yet").Error()}}
+	ck := &checker{spec: spec, stall: spec.StallTimeout}
+	if ck.stall <= 0 {
+		ck.stall = 10 * time.Second
+	}
+	steps := []struct {
+		name string
+		run  func(ctx context.Context) (note string, err error)
+	}{
+		{StepEndpoint, ck.endpoint},
+		{StepCredentials, ck.credentials},
+		{StepBucket, ck.bucket},
+		{StepList, ck.list},
+		{StepRead, ck.read},
+	}
+	if !spec.ReadOnly {
+		steps = append(steps, struct {
+			name string
+			run  func(ctx context.Context) (string, error)
+		}{StepWrite, ck.write})
+	}
+	out := make([]CheckResult, 0, len(steps))
+	failed := ""
+	for _, s := range steps {
+		if failed != "" {
+			out = append(out, CheckResult{Name: s.name, Err: "skipped: " + failed + " failed"})
+			continue
+		}
+		start := time.Now()
+		sctx, cancel := context.WithTimeout(ctx, ck.stall)
+		note, err := s.run(sctx)
+		cancel()
+		r := CheckResult{Name: s.name, OK: err == nil, Note: note, Duration: time.Since(start)}
+		if err != nil {
+			r.Err = limit(err.Error())
+			if ctx.Err() != nil && !strings.Contains(r.Err, "cancel") {
+				r.Err += " (the test was cancelled)"
+			}
+			failed = s.name
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+type checker struct {
+	spec   mounts.Spec
+	stall  time.Duration
+	client *s3.Client
+	// found by the list step for the read step
+	firstKey  string
+	firstSize int64
+	listed    bool
+}
+
+// endpoint makes one unsigned HTTP request to the host requests go to.
+// Any HTTP answer (even 403) means the endpoint is reachable.
+func (ck *checker) endpoint(ctx context.Context) (string, error) {
+	u, err := ck.requestURL()
+	if err != nil {
+		return "", err
+	}
+	hc := ck.httpClient(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", fmt.Errorf("cannot build a request to %s: %v", u.Redacted(), err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", describeNetErr(ctx, u, err, ck.stall)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.Header.Get("x-amz-request-id") == "" && resp.Header.Get("x-amz-id-2") == "" &&
+		!strings.Contains(resp.Header.Get("Content-Type"), "xml") {
+		return fmt.Sprintf("%s answers HTTP %d but does not look like an S3 service (no x-amz-request-id): check endpoint", u.Host, resp.StatusCode), nil
+	}
+	return "", nil
+}
+
+// requestURL is the endpoint, or for virtual-hosted addressing the
+// bucket's own host under it.
+func (ck *checker) requestURL() (*url.URL, error) {
+	ep := ck.spec.Endpoint
+	if ep == "" {
+		region := ck.spec.Region
+		if region == "" {
+			region = "us-east-1"
+		}
+		ep = "https://s3." + region + ".amazonaws.com"
+	}
+	u, err := url.Parse(ep)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, errors.New("endpoint is not an http(s) URL: check endpoint in the connector file")
+	}
+	u.User = nil
+	if !ck.spec.PathStyle && ck.spec.Bucket != "" {
+		u.Host = ck.spec.Bucket + "." + u.Host
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	return u, nil
+}
+
+// httpClient is the client the SDK would use (with AWS_CA_BUNDLE applied),
+// built without credentials so that it works whatever they are.
+func (ck *checker) httpClient(ctx context.Context) aws.HTTPClient {
+	anon := ck.spec
+	anon.Credentials = mounts.Credentials{Anonymous: true}
+	cfg, err := NewConfig(ctx, anon, Options{StallTimeout: ck.stall, RetryMaxAttempts: 1})
+	if err == nil && cfg.HTTPClient != nil {
+		return cfg.HTTPClient
+	}
+	return &http.Client{Timeout: ck.stall}
+}
+
+func (ck *checker) s3(ctx context.Context) (*s3.Client, error) {
+	if ck.client != nil {
+		return ck.client, nil
+	}
+	c, err := NewClient(ctx, ck.spec, Options{StallTimeout: ck.stall, RetryMaxAttempts: 2})
+	if err != nil {
+		return nil, err
+	}
+	ck.client = c
+	return c, nil
+}
+
+// credentials checks that a signed request is accepted: an answer that
+// is not an authentication error (AccessDenied or NoSuchBucket included:
+// the signature was checked) means the keys are right.
+func (ck *checker) credentials(ctx context.Context) (string, error) {
+	c, err := ck.s3(ctx)
+	if err != nil {
+		return "", err
+	}
+	if ck.spec.Credentials.Anonymous {
+		return "anonymous: requests are not signed", nil
+	}
+	if p := c.Options().Credentials; p != nil {
+		if _, err := p.Retrieve(ctx); err != nil {
+			return "", fmt.Errorf("could not obtain credentials: %s: check profile, role_arn and web_identity_token_file", cause(err))
+		}
+	}
+	_, err = c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(ck.spec.Bucket),
+		Prefix: aws.String(ck.spec.Prefix), MaxKeys: aws.Int32(1)})
+	if err == nil {
+		return "", nil
+	}
+	code := apiCode(err)
+	switch code {
+	case "InvalidAccessKeyId":
+		return "", fmt.Errorf("%s does not know this access key (InvalidAccessKeyId): check access_key_id, and that endpoint and region are those of the key's account", ck.host())
+	case "SignatureDoesNotMatch":
+		return "", fmt.Errorf("the signature was refused (SignatureDoesNotMatch): check access_key_id and the secret (secret_name, secret_access_key_file, …): the secret does not belong to this access key")
+	case "InvalidToken", "ExpiredToken", "TokenRefreshRequired", "InvalidSecurity":
+		return "", fmt.Errorf("the session token was refused (%s): temporary credentials expired or session_token is wrong; get new ones", code)
+	case "AuthorizationHeaderMalformed", "AuthorizationQueryParametersError":
+		return "", fmt.Errorf("the request was refused (%s): %s: check region", code, apiMessage(err))
+	case "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "PermanentRedirect", "NoSuchKey":
+		return "", nil // the service checked the signature and answered about the bucket
+	}
+	if status := httpStatus(err); status == http.StatusMovedPermanently || status == http.StatusNotFound ||
+		status == http.StatusForbidden && code == "" {
+		return "", nil
+	}
+	if code == "" {
+		return "", fmt.Errorf("no answer to a signed request: %s", describeErr(ctx, err, ck.stall))
+	}
+	return "", fmt.Errorf("a signed request failed (%s): %s", code, apiMessage(err))
+}
+
+func (ck *checker) bucket(ctx context.Context) (string, error) {
+	c, err := ck.s3(ctx)
+	if err != nil {
+		return "", err
+	}
+	out, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(ck.spec.Bucket)})
+	if err == nil {
+		if out.BucketRegion != nil && *out.BucketRegion != "" && ck.spec.Region != "" && *out.BucketRegion != ck.spec.Region &&
+			isAWS(ck.spec.Endpoint) {
+			return fmt.Sprintf("the bucket is in region %s: set region = %q", *out.BucketRegion, *out.BucketRegion), nil
+		}
+		return "", nil
+	}
+	code, status := apiCode(err), httpStatus(err)
+	switch {
+	case code == "NoSuchBucket" || code == "NotFound" || status == http.StatusNotFound:
+		return "", fmt.Errorf("bucket %s does not exist at %s: check bucket (and endpoint, region)", ck.spec.Bucket, ck.endpointShown())
+	case status == http.StatusMovedPermanently || code == "PermanentRedirect":
+		region := bucketRegionHeader(err)
+		if region != "" {
+			return "", fmt.Errorf("bucket %s is in region %s: set region = %q", ck.spec.Bucket, region, region)
+		}
+		return "", fmt.Errorf("bucket %s is in another region or behind another endpoint: check region and endpoint", ck.spec.Bucket)
+	case code == "AccessDenied" || code == "Forbidden" || status == http.StatusForbidden:
+		if ck.spec.Credentials.Anonymous {
+			return "", fmt.Errorf("bucket %s does not allow anonymous access: give credentials", ck.spec.Bucket)
+		}
+		return "", fmt.Errorf("access to bucket %s is denied: the credentials need s3:ListBucket on it", ck.spec.Bucket)
+	case code == "":
+		return "", describeErr(ctx, err, ck.stall)
+	}
+	return "", fmt.Errorf("HeadBucket %s failed (%s): %s", ck.spec.Bucket, code, apiMessage(err))
+}
+
+func (ck *checker) list(ctx context.Context) (string, error) {
+	c, err := ck.s3(ctx)
+	if err != nil {
+		return "", err
+	}
+	out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(ck.spec.Bucket),
+		Prefix: aws.String(ck.spec.Prefix), MaxKeys: aws.Int32(1)})
+	if err != nil {
+		if apiCode(err) == "AccessDenied" || httpStatus(err) == http.StatusForbidden {
+			return "", fmt.Errorf("listing %s is denied: the credentials need s3:ListBucket%s", ck.where(), prefixCondition(ck.spec.Prefix))
+		}
+		return "", fmt.Errorf("listing %s failed: %s", ck.where(), describeErr(ctx, err, ck.stall))
+	}
+	ck.listed = true
+	if len(out.Contents) > 0 && out.Contents[0].Key != nil {
+		ck.firstKey = *out.Contents[0].Key
+		ck.firstSize = aws.ToInt64(out.Contents[0].Size)
+		return "", nil
+	}
+	if len(out.CommonPrefixes) > 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("%s is empty", ck.where()), nil
+}
+
+func (ck *checker) read(ctx context.Context) (string, error) {
+	if ck.firstKey == "" {
+		return "skipped: no object under the prefix to read", nil
+	}
+	c, err := ck.s3(ctx)
+	if err != nil {
+		return "", err
+	}
+	in := &s3.GetObjectInput{Bucket: aws.String(ck.spec.Bucket), Key: aws.String(ck.firstKey)}
+	if ck.firstSize > 0 {
+		in.Range = aws.String("bytes=0-0")
+	}
+	out, err := c.GetObject(ctx, in)
+	if err != nil {
+		if apiCode(err) == "AccessDenied" || httpStatus(err) == http.StatusForbidden {
+			return "", fmt.Errorf("reading s3://%s/%s is denied: the credentials need s3:GetObject", ck.spec.Bucket, ck.firstKey)
+		}
+		return "", fmt.Errorf("reading s3://%s/%s failed: %s", ck.spec.Bucket, ck.firstKey, describeErr(ctx, err, ck.stall))
+	}
+	defer out.Body.Close()
+	if _, err := io.Copy(io.Discard, io.LimitReader(out.Body, 1<<20)); err != nil {
+		return "", fmt.Errorf("reading s3://%s/%s broke off: %s", ck.spec.Bucket, ck.firstKey, describeErr(ctx, err, ck.stall))
+	}
+	return "", nil
+}
+
+// write puts and deletes a small object under the prefix.
+func (ck *checker) write(ctx context.Context) (string, error) {
+	c, err := ck.s3(ctx)
+	if err != nil {
+		return "", err
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	key := ck.spec.Prefix + ".s3mounts-test-" + hex.EncodeToString(rnd[:])
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(ck.spec.Bucket), Key: aws.String(key),
+		Body: strings.NewReader("s3mounts connector test: safe to delete\n")})
+	if err != nil {
+		if apiCode(err) == "AccessDenied" || httpStatus(err) == http.StatusForbidden {
+			return "", fmt.Errorf("writing under %s is denied: the credentials need s3:PutObject (or set mode = \"ro\")", ck.where())
+		}
+		return "", fmt.Errorf("writing s3://%s/%s failed: %s", ck.spec.Bucket, key, describeErr(ctx, err, ck.stall))
+	}
+	// Delete even when ctx has ended: never leave the test object behind.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ck.stall)
+	defer cancel()
+	if _, err := c.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: aws.String(ck.spec.Bucket), Key: aws.String(key)}); err != nil {
+		if apiCode(err) == "AccessDenied" || httpStatus(err) == http.StatusForbidden {
+			return "", fmt.Errorf("wrote s3://%s/%s but may not delete it: the credentials need s3:DeleteObject for rm and mv in the mount; delete the object by hand", ck.spec.Bucket, key)
+		}
+		return "", fmt.Errorf("wrote s3://%s/%s but deleting it failed: %s; delete the object by hand", ck.spec.Bucket, key, describeErr(ctx, err, ck.stall))
+	}
+	return "", nil
+}
+
+func (ck *checker) where() string {
+	return "s3://" + ck.spec.Bucket + "/" + ck.spec.Prefix
+}
+
+func (ck *checker) host() string {
+	if u, err := ck.requestURL(); err == nil {
+		return u.Host
+	}
+	return "the endpoint"
+}
+
+func (ck *checker) endpointShown() string {
+	if u, err := url.Parse(ck.spec.Endpoint); err == nil && ck.spec.Endpoint != "" {
+		return u.Redacted()
+	}
+	return ck.host()
+}
+
+func prefixCondition(prefix string) string {
+	if prefix == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (with s3:prefix %q allowed)", prefix)
+}
+
+func isAWS(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if endpoint == "" {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	h := strings.ToLower(u.Hostname())
+	return h == "amazonaws.com" || strings.HasSuffix(h, ".amazonaws.com")
+}
+
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+func apiMessage(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorMessage() != "" {
+		return ae.ErrorMessage()
+	}
+	return cause(err)
+}
+
+func httpStatus(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+func bucketRegionHeader(err error) string {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		return re.Response.Header.Get("x-amz-bucket-region")
+	}
+	return ""
+}
+
+// describeErr explains a failure that is not an S3 answer.
+func describeErr(ctx context.Context, err error, stall time.Duration) error {
+	return describeNetErr(ctx, nil, err, stall)
+}
+
+// describeNetErr turns a transport error into what to check.
+func describeNetErr(ctx context.Context, u *url.URL, err error, stall time.Duration) error {
+	host := "the endpoint"
+	if u != nil {
+		host = u.Host
+	}
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &dnsErr):
+		return fmt.Errorf("cannot resolve %s (%s): check endpoint (and addressing: virtual-hosted requests go to BUCKET.HOST)", dnsErr.Name, dnsErr.Err)
+	case errors.As(err, &hostErr):
+		return fmt.Errorf("the TLS certificate of %s is not valid for that name (%s): a bucket name with dots needs addressing = \"path\" or \"auto\"", host, hostErr.Error())
+	case errors.As(err, &unknownAuth), errors.As(err, &certErr):
+		return fmt.Errorf("the TLS certificate of %s is not trusted (%s): if the endpoint uses a private CA, point AWS_CA_BUNDLE at it", host, cause(err))
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("%s answers plain HTTP, not HTTPS: write the endpoint with http://, or check the port", host)
+	case errors.As(err, &recordErr):
+		return fmt.Errorf("%s does not speak TLS: use an http:// endpoint, or check the port", host)
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("cancelled while waiting for %s", host)
+		}
+		return fmt.Errorf("no answer from %s within %s: check endpoint, firewalls and proxies (HTTPS_PROXY)", host, stall)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("cancelled while waiting for %s", host)
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		msg := opErr.Err.Error()
+		if strings.Contains(msg, "connection refused") {
+			return fmt.Errorf("nothing listens at %s (connection refused): check endpoint's host and port, and that the service runs", host)
+		}
+		return fmt.Errorf("cannot connect to %s (%s): check endpoint, network and firewalls", host, msg)
+	}
+	return fmt.Errorf("%s: check endpoint", cause(err))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// cause is the innermost useful message of an SDK error, without the
+// "operation error S3: …, https response error StatusCode: …" preamble.
+func cause(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "api error "); i >= 0 {
+		return msg[i+len("api error "):]
+	}
+	if i := strings.LastIndex(msg, ", "); i >= 0 && strings.HasPrefix(msg, "operation error") {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+func limit(s string) string {
+	if len(s) > 600 {
+		return s[:600] + "…"
+	}
+	return s
 }
