@@ -33,6 +33,12 @@ type DaemonOptions struct {
 	Args []string
 	// NoWait skips waiting for the socket to answer.
 	NoWait bool
+	// Bin runs this s3mountd executable instead of testenv.Binaries'.
+	Bin string
+	// Wrapper is a command put before s3mountd, e.g.
+	// {"systemd-socket-activate", "-l", SOCKET} (use Daemon.Socket's value:
+	// StartDaemon replaces the word SOCKET with it).
+	Wrapper []string
 }
 
 // Daemon is a running s3mountd with its own temporary directories.
@@ -70,6 +76,9 @@ func StartDaemon(t testing.TB, o DaemonOptions) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.Bin != "" {
+		bin = o.Bin
+	}
 	d := &Daemon{Bin: bin, Ctl: ctl, Dir: dir, t: t, o: o,
 		ConfigPath:    filepath.Join(dir, "agent.toml"),
 		ConnectorsDir: filepath.Join(dir, "connectors.d"),
@@ -103,7 +112,17 @@ func (d *Daemon) start() {
 		d.t.Fatal(err)
 	}
 	args := append([]string{"--config", d.ConfigPath, "--runtime-dir", d.RuntimeDir}, d.o.Args...)
-	cmd := exec.Command(d.Bin, args...)
+	argv := []string{d.Bin}
+	for _, w := range d.o.Wrapper {
+		if w == "SOCKET" {
+			w = d.Socket
+		}
+		argv = append(argv, w)
+	}
+	if len(d.o.Wrapper) > 0 {
+		argv = append(argv[1:], d.Bin)
+	}
+	cmd := exec.Command(argv[0], append(argv[1:], args...)...)
 	cmd.Env = append(os.Environ(), d.o.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -338,6 +357,14 @@ func (d *Daemon) RunCtl(args ...string) (string, int) {
 		d.t.Fatalf("s3mountctl: %v", err)
 	}
 	return string(out), code
+}
+
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(sig syscall.Signal) {
+	d.t.Helper()
+	if pid := d.Pid(); pid > 0 {
+		syscall.Kill(pid, sig)
+	}
 }
 
 // Kill9 kills the daemon with SIGKILL (its workers keep running) and waits
