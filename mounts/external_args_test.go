@@ -365,3 +365,53 @@ func TestResolveKeysWithoutResolver(t *testing.T) {
 		t.Fatalf("resolveKeys = %v", err)
 	}
 }
+
+func TestBaseEnv(t *testing.T) {
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := shapeSpec(t)
+	t.Setenv("PATH", "/usr/bin:/bin")
+	t.Setenv("AWS_ACCESS_KEY_ID", "agent-own-key")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "agent-own-secret")
+	t.Setenv("AWS_PROFILE", "agent-profile")
+	t.Setenv("SSL_CERT_FILE", "")
+	t.Setenv("SSL_CERT_DIR", "")
+	tests := []struct {
+		name       string
+		aws, curl  string
+		wantAWS    string
+		wantCURL   string
+		wantAbsent []string
+	}{
+		{"AWS_CA_BUNDLE stands in for curl", bundle, "", bundle, bundle, nil},
+		{"CURL_CA_BUNDLE wins", bundle, bundle, bundle, bundle, nil},
+		{"unreadable bundles are dropped", "/nonexistent/ca.pem", "/nonexistent/curl.pem", "", "", []string{"AWS_CA_BUNDLE=", "CURL_CA_BUNDLE="}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("AWS_CA_BUNDLE", tt.aws)
+			t.Setenv("CURL_CA_BUNDLE", tt.curl)
+			env := baseEnv(s)
+			joined := strings.Join(env, "\n") + "\n"
+			if !strings.Contains(joined, "PATH=/usr/bin:/bin\n") || !strings.Contains(joined, "HOME="+s.RuntimeDir+"\n") {
+				t.Errorf("env lacks PATH or HOME in the runtime dir: %q", env)
+			}
+			if strings.Contains(joined, "agent-own") || strings.Contains(joined, "AWS_PROFILE") {
+				t.Errorf("the agent's own AWS settings leak into the tool: %q", env)
+			}
+			if tt.wantAWS != "" && !strings.Contains(joined, "AWS_CA_BUNDLE="+tt.wantAWS+"\n") {
+				t.Errorf("AWS_CA_BUNDLE missing: %q", env)
+			}
+			if tt.wantCURL != "" && !strings.Contains(joined, "CURL_CA_BUNDLE="+tt.wantCURL+"\n") {
+				t.Errorf("CURL_CA_BUNDLE missing: %q", env)
+			}
+			for _, a := range tt.wantAbsent {
+				if strings.Contains(joined, a) {
+					t.Errorf("%s passed on: %q", a, env)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,6 +109,31 @@ func TestS3FSThroughDaemon(t *testing.T) {
 		t.Errorf("killed s3fs (pid %d) was never reaped", pid)
 	}
 
+	// kill -9 of the worker: s3fs dies with it (no orphan serving a mount
+	// nobody watches) and the agent starts a new worker.
+	wpid := d.WorkerPids()["s3"]
+	spid := toolPID(t, "s3fs", mp)
+	if wpid == 0 || spid == 0 {
+		t.Fatalf("worker pid %d, s3fs pid %d", wpid, spid)
+	}
+	if err := syscall.Kill(wpid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for processAlive(spid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if processAlive(spid) {
+		t.Fatalf("s3fs (pid %d) outlived its killed worker (pid %d)", spid, wpid)
+	}
+	d.WaitFor("s3", "a remount after the worker was killed", func(c client.Connector, ok bool) bool {
+		p := toolPID(t, "s3fs", mp)
+		return ok && c.State == client.StateMounted && p != 0 && p != spid && processAlive(p)
+	})
+	if b, err := os.ReadFile(filepath.Join(mp, "a.txt")); err != nil || string(b) != "hello" {
+		t.Fatalf("read after the worker restart = %q, %v", b, err)
+	}
+
 	// Deactivation unmounts and reaps.
 	pid2 := toolPID(t, "s3fs", mp)
 	d.WriteConnector("s3", d.MinIOConnector("s3", mi, "daemon-bucket", "data", false, "backend = \"s3fs\"\nmode = \"rw\""))
@@ -115,7 +141,7 @@ func TestS3FSThroughDaemon(t *testing.T) {
 	if ok, _ := mounts.IsMountPoint(mp); ok {
 		t.Error("still mounted after deactivation")
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for processExists(pid2) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -139,4 +165,14 @@ func toolOnPath(name string) string {
 		}
 	}
 	return ""
+}
+
+// processAlive: pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -65,6 +66,13 @@ func s3fsSpec(t *testing.T, m *testenv.MinIO, bucket string) mounts.Spec {
 	testenv.RequireFUSE(t)
 	testenv.RequireBinary(t, "s3fs", false)
 	dir := t.TempDir()
+	// Let other users reach the mount point (the kernel then decides by
+	// the mount's own modes).
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s := m.Spec(bucket)
 	s.ID = "e2e-" + strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-")
 	s.Backend = "s3fs"
@@ -284,6 +292,20 @@ func TestS3FSReadOnlyPrefix(t *testing.T) {
 	st, _ := os.Stat(filepath.Join(mp, "x.txt"))
 	if st.Mode().Perm() != 0o750 {
 		t.Errorf("file mode %v, want 0750 (file_mode|dir_mode)", st.Mode().Perm())
+	}
+	// The kernel enforces the modes for every user (allow_other,
+	// default_permissions): the owner reads, a stranger may not.
+	asUser := func(uid, gid int, path string) ([]byte, error) {
+		return exec.Command("setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(gid), "--clear-groups", "cat", path).CombinedOutput()
+	}
+	if out, err := asUser(1000, 100, filepath.Join(mp, "x.txt")); err != nil || string(out) != "x" {
+		t.Errorf("owner 1000 reading x.txt: %q, %v", out, err)
+	}
+	if out, err := asUser(2000, 100, filepath.Join(mp, "x.txt")); err != nil || string(out) != "x" {
+		t.Errorf("group member reading x.txt (mode 0750): %q, %v", out, err)
+	}
+	if out, err := asUser(2000, 2000, filepath.Join(mp, "x.txt")); err == nil || !strings.Contains(string(out), "Permission denied") {
+		t.Errorf("a stranger read x.txt (mode 0750): %q, %v; want permission denied", out, err)
 	}
 	for name, op := range map[string]func() error{
 		"create": func() error { return os.WriteFile(filepath.Join(mp, "new.txt"), []byte("no"), 0o644) },
