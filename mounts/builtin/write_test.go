@@ -1,0 +1,169 @@
+package builtin_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/s3mounts/s3mounts/internal/testenv"
+)
+
+func TestWritePath(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "rwb", map[string]string{"old.txt": "0123456789", "d/one": "1", "d/two": "2", "d/sub/three": "3"})
+	c := m.Client(t)
+	dir, _ := mount(t, m.Spec("rwb"))
+	p := func(s string) string { return filepath.Join(dir, s) }
+	obj := func(key string) string {
+		t.Helper()
+		s, err := getObject(t, c, "rwb", key)
+		if err != nil {
+			t.Fatalf("get %s: %v", key, err)
+		}
+		return s
+	}
+
+	// create + write: the object appears on close.
+	f, err := os.Create(p("new.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("hello world"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := getObject(t, c, "rwb", "new.txt"); err == nil {
+		t.Fatal("the object must not be visible before close")
+	}
+	st, err := os.Stat(p("new.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "size while writing", st.Size(), int64(11))
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "created", obj("new.txt"), "hello world")
+
+	// empty file
+	if err := os.WriteFile(p("empty"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "empty file", obj("empty"), "")
+
+	// overwrite
+	if err := os.WriteFile(p("new.txt"), []byte("bye"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "overwritten", obj("new.txt"), "bye")
+	b, err := os.ReadFile(p("new.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "read back after overwrite", string(b), "bye")
+
+	// append
+	f, err = os.OpenFile(p("old.txt"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("abc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "appended", obj("old.txt"), "0123456789abc")
+
+	// truncate by path, then truncate-then-write through one handle
+	if err := os.Truncate(p("old.txt"), 4); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "truncated", obj("old.txt"), "0123")
+	f, err = os.OpenFile(p("old.txt"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("XY"), 5); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.Stat(); st.Size() != 7 {
+		t.Fatalf("size after truncate-then-write: %d", st.Size())
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "truncate then write", obj("old.txt"), "01\x00\x00\x00XY")
+	st, err = os.Stat(p("old.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "size after close", st.Size(), int64(7))
+
+	// a large file goes multipart
+	big := randomBytes(t, 40<<20+3)
+	if err := os.WriteFile(p("big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "multipart upload", obj("big.bin") == string(big), true)
+
+	// rename of a file: server-side copy
+	if err := os.Rename(p("new.txt"), p("d/renamed.txt")); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "renamed", obj("d/renamed.txt"), "bye")
+	if _, err := getObject(t, c, "rwb", "new.txt"); err == nil {
+		t.Fatal("rename left the source")
+	}
+	_, err = os.Stat(p("new.txt"))
+	equal(t, "old name gone", errnoOf(err), syscall.ENOENT)
+
+	// rename of a directory
+	if err := os.Rename(p("d"), p("e")); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "renamed dir", strings.Join(readDir(t, p("e")), ","), "one,renamed.txt,sub/,two")
+	equal(t, "renamed dir content", obj("e/sub/three"), "3")
+	_, err = os.Stat(p("d"))
+	equal(t, "old dir gone", errnoOf(err), syscall.ENOENT)
+
+	// mkdir, rmdir, unlink
+	if err := os.Mkdir(p("nd"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "mkdir marker", obj("nd/"), "")
+	equal(t, "mkdir exists", errnoOf(os.Mkdir(p("nd"), 0o755)), syscall.EEXIST)
+	if err := os.WriteFile(p("nd/f"), []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "rmdir not empty", errnoOf(syscall.Rmdir(p("nd"))), syscall.ENOTEMPTY)
+	if err := os.Remove(p("nd/f")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := getObject(t, c, "rwb", "nd/f"); err == nil {
+		t.Fatal("unlink left the object")
+	}
+	if err := syscall.Rmdir(p("nd")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = os.Stat(p("nd"))
+	equal(t, "rmdir", errnoOf(err), syscall.ENOENT)
+	equal(t, "unlink missing", errnoOf(os.Remove(p("nope"))), syscall.ENOENT)
+
+	// staging files are private and gone after close
+	ents, err := os.ReadDir(m.DataDir)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("data dir: %v", err)
+	}
+	keys := listKeys(t, c, "rwb")
+	equal(t, "bucket", strings.Join(keys, ","), "big.bin,e/,e/one,e/renamed.txt,e/sub/three,e/two,empty,old.txt")
+	if !bytes.Equal([]byte(obj("e/one")), []byte("1")) {
+		t.Fatal("content lost in directory rename")
+	}
+}
