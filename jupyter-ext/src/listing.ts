@@ -1,6 +1,6 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IRequester } from './handler';
+import { IRequester } from './requester';
 import { IEntry, IFiles } from './tokens';
 
 /**

@@ -1,7 +1,7 @@
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { AgentError, IRequester } from './handler';
+import { AgentError, IRequester } from './requester';
 import { AGENT_DOWN, IConnector, ITestResult } from './tokens';
 
 /** The part of EventSource the model uses (so tests can drive it). */
