@@ -134,7 +134,7 @@ func TestSystemdNotify(t *testing.T) {
 	// a connector that cannot mount (nothing listens there) counts in M
 	d.WriteConnector("bad", `name = "bad"
 endpoint = "http://127.0.0.1:1"
-bucket = "b"
+bucket = "bad-bucket"
 mount_name = "bad"
 active = true
 backend = "s3fs"
