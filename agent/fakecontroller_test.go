@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/s3mounts/s3mounts/agent/client"
@@ -65,23 +66,18 @@ func (f *fakeController) setAccess(id string, access []config.AccessRule) {
 func (f *fakeController) Connectors() []View {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]View, 0, len(f.views))
-	for _, v := range f.views {
-		out = append(out, v)
+	ids := make([]string, 0, len(f.views))
+	for id := range f.views {
+		ids = append(ids, id)
 	}
-	slices.SortFunc(out, func(a, b View) int { return cmpString(a.Connector.ID, b.Connector.ID) })
+	slices.Sort(ids)
+	out := make([]View, len(ids))
+	for i, id := range ids {
+		out[i] = f.views[id]
+	}
 	return out
 }
 
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 func (f *fakeController) Connector(id string) (View, bool) {
 	f.mu.Lock()
@@ -240,3 +236,7 @@ func (f *fakeController) MountedCount() int {
 }
 
 var _ Controller = (*fakeController)(nil)
+
+// StartFakeAPI serves the API with n fake connectors on a temporary Unix
+// socket and returns its path (for the benchmarks in package agent_test).
+func StartFakeAPI(tb testing.TB, n int) string { return startAPI(tb, newFake(n), APIOptions{}).socket }

@@ -473,7 +473,7 @@ func (a *App) ls(ctx context.Context, _ *flag.FlagSet, args []string) error {
 					name, size = name+"/", "-"
 				}
 				mtime := "-"
-				if !e.MTime.IsZero() {
+				if !e.MTime.IsZero() && e.MTime.Unix() > 0 {
 					mtime = e.MTime.UTC().Format("2006-01-02 15:04")
 				}
 				fmt.Fprintf(a.Stdout, "%12s  %16s  %s\n", size, mtime, name)
