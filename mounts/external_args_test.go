@@ -188,7 +188,7 @@ func TestGeeseFSArgs(t *testing.T) {
 					"--shared-config", filepath.Join(s.RuntimeDir, "geesefs-credentials"), "--profile", "s3mounts",
 					"--uid", "1000", "--gid", "100", "--setuid", "0", "--setgid", "0",
 					"--file-mode", "0644", "--dir-mode", "0755", "--cache", "/var/cache/s3mounts/c1",
-					"--stat-cache-ttl", "1m0s", "--http-timeout", "30s",
+					"--stat-cache-ttl", "1m0s", "--http-timeout", "30s", "--fsync-on-close",
 					"-o", "allow_other", "-o", "default_permissions",
 					"-f", "ml.datasets", "/home/jupyter/mnt/s3/data"}
 			},
@@ -207,7 +207,7 @@ func TestGeeseFSArgs(t *testing.T) {
 					"--shared-config", filepath.Join(s.RuntimeDir, "geesefs-credentials"), "--profile", "s3mounts",
 					"--uid", "1001", "--gid", "2000", "--setuid", "0", "--setgid", "0",
 					"--file-mode", "0640", "--dir-mode", "0750",
-					"--stat-cache-ttl", "0s", "--http-timeout", "15s",
+					"--stat-cache-ttl", "0s", "--http-timeout", "15s", "--fsync-on-close",
 					"-o", "allow_other", "-o", "default_permissions", "-o", "ro",
 					"-f", "ml.datasets:team-a/", "/home/jupyter/mnt/s3/data"}
 			},

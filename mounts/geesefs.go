@@ -166,6 +166,9 @@ func geesefsArgs(spec Spec, configFile string) []string {
 		// A whole request, not a stall: three stall timeouts, as the
 		// contract bounds any operation.
 		"--http-timeout", (3 * stall).String(),
+		// close() returns once the data is in S3 (or the upload error),
+		// as with the other backends; GeeseFS otherwise flushes later.
+		"--fsync-on-close",
 		"-o", "allow_other", "-o", "default_permissions",
 	)
 	if spec.ReadOnly {
