@@ -610,6 +610,11 @@ func (d *doc) access(rules []rawRule) []AccessRule {
 	if !d.md.IsDefined("access", "allow") {
 		return nil
 	}
+	if len(rules) == 0 {
+		// Ambiguous: "deny everyone" or "no policy"? Make the writer say.
+		d.failKey("access.allow", "is empty: remove it to let the roles alone decide, or add [[access.allow]] rules naming users or groups")
+		return nil
+	}
 	headers := d.loc.found["access.allow"]
 	out := make([]AccessRule, 0, len(rules))
 	for i, r := range rules {

@@ -192,7 +192,6 @@ func TestConnectorValidValues(t *testing.T) {
 		{"secret file", nil, "[credentials]\naccess_key_id = \"AK\"\nsecret_access_key_file = \"/srv/k\"", func(c *Connector) bool {
 			return c.Credentials.SecretAccessKeyFile == "/srv/k"
 		}},
-		{"empty policy denies all", nil, "[access]\nallow = []", func(c *Connector) bool { return c.Access != nil && len(c.Access) == 0 }},
 		{"no policy", nil, "", func(c *Connector) bool { return c.Access == nil }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,6 +303,7 @@ func TestConnectorErrors(t *testing.T) {
 		{"encrypted not age", nil, "[credentials]\naccess_key_id = \"AK\"\nsecret_access_key_encrypted = \"abc\"", "7: credentials.secret_access_key_encrypted", "not an age message"},
 		{"anonymous string", nil, "[credentials]\nanonymous = \"true\"", "6: credentials.anonymous", "true or false"},
 		// access policy
+		{"empty policy", nil, "[access]\nallow = []", "6: access.allow", "is empty"},
 		{"rule names nobody", nil, "[[access.allow]]\nactions = [\"view\"]", "5: access.allow", "no users and no groups"},
 		{"bad action", nil, "[[access.allow]]\nusers = [\"a\"]\nactions = [\"view\", \"delete\"]", "7: access.allow.actions", `"delete" is not an action`},
 		{"empty actions", nil, "[[access.allow]]\nusers = [\"a\"]\nactions = []", "7: access.allow.actions", "is empty"},
