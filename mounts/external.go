@@ -268,7 +268,11 @@ func (m *externalMount) run() {
 				m.log.Info("tool exited after unmount", "pid", p.cmd.Process.Pid)
 				return
 			}
-			m.err = fmt.Errorf("mount %s ended: %w", m.spec.MountPoint, p.exitError())
+			if p.err == nil {
+				m.err = fmt.Errorf("mount %s was unmounted from outside s3mounts (%s exited cleanly)", m.spec.MountPoint, m.b.tool.name())
+			} else {
+				m.err = fmt.Errorf("mount %s ended: %w", m.spec.MountPoint, p.exitError())
+			}
 			m.log.Error("tool exited unexpectedly", "pid", p.cmd.Process.Pid, "err", m.err)
 			return
 		case <-m.stop:

@@ -624,3 +624,30 @@ func TestS3FSUnmountBusyIsLazyAndReaps(t *testing.T) {
 		t.Errorf("second Unmount = %v, want nil", err)
 	}
 }
+
+func TestS3FSUnmountedFromOutside(t *testing.T) {
+	mi := testenv.StartMinIO(t)
+	mi.MakeBucket(t, "outside-bucket", map[string]string{"a.txt": "a"})
+	spec := s3fsSpec(t, mi, "outside-bucket")
+	m := mountS3FS(t, spec)
+	pid := mounts.ToolPID(m)
+	if out, err := exec.Command("fusermount3", "-u", spec.MountPoint).CombinedOutput(); err != nil {
+		t.Fatalf("fusermount3 -u: %v: %s", err, out)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- m.Wait() }()
+	select {
+	case err := <-waited:
+		if err == nil || !strings.Contains(err.Error(), "unmounted from outside") {
+			t.Fatalf("Wait = %v; want an error saying it was unmounted from outside", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Wait did not return after an outside unmount")
+	}
+	if processExists(pid) {
+		t.Errorf("s3fs (pid %d) not reaped", pid)
+	}
+	if err := m.Unmount(context.Background()); err != nil {
+		t.Errorf("Unmount after an outside unmount = %v, want nil", err)
+	}
+}
