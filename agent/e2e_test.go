@@ -95,6 +95,7 @@ func TestEndToEnd(t *testing.T) {
 
 func endToEnd(t *testing.T, backend string) {
 	m := testenv.StartMinIO(t)
+	testenv.WaitS3Ready(t, m)
 	m.MakeBucket(t, "data", testObjects)
 	d := testenv.StartDaemon(t, testenv.DaemonOptions{AgentTOML: "mount_uid = 0\nmount_gid = 0\n"})
 	extra := fmt.Sprintf("backend = %q\n", backend)
@@ -158,6 +159,35 @@ func endToEnd(t *testing.T, backend string) {
 	})
 	if p := d.WorkerPids()["data"]; p != pid {
 		t.Fatalf("fixing the file remounted (worker %d -> %d); the spec did not change", pid, p)
+	}
+
+	// 3b. the secret file rewritten with the same value: untouched;
+	// rotated: remounted with the new secret (a wrong one fails, visibly)
+	d.WriteSecret("data-key", m.SecretKey)
+	time.Sleep(500 * time.Millisecond) // debounce + re-read
+	d.WaitState("data", client.StateMounted)
+	if p := d.WorkerPids()["data"]; p != pid {
+		t.Fatalf("rewriting the secret unchanged remounted (worker %d -> %d)", pid, p)
+	}
+	// (a backend may check the key at mount and fail, or mount and fail
+	// on use: either way the old worker must be replaced)
+	d.WriteSecret("data-key", "not-the-secret")
+	d.WaitFor("data", "a remount with the rotated (wrong) secret", func(c client.Connector, ok bool) bool {
+		p := d.WorkerPids()["data"]
+		return ok && p != pid && (c.State == client.StateError || (c.State == client.StateMounted && p != 0))
+	})
+	wrongPid := d.WorkerPids()["data"]
+	d.WriteSecret("data-key", m.SecretKey)
+	d.WaitFor("data", "mounted with the restored secret", func(c client.Connector, ok bool) bool {
+		p := d.WorkerPids()["data"]
+		return ok && c.State == client.StateMounted && c.Error == "" && p != 0 && p != pid && p != wrongPid
+	})
+	if n := countMounts(d.Mounts(), mp); n != 1 {
+		t.Fatalf("%s mounted %d times after the secret rotated", mp, n)
+	}
+	pid = d.WorkerPids()["data"]
+	if got := readMounted(t, filepath.Join(mp, "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("after secret rotation: %q", got)
 	}
 
 	// 4. deactivate through the API, activate again
@@ -257,6 +287,7 @@ func TestSecretNeverExposed(t *testing.T) {
 
 func secretNeverExposed(t *testing.T, backend string) {
 	m := testenv.StartMinIO(t)
+	testenv.WaitS3Ready(t, m)
 	m.MakeBucket(t, "sec", testObjects)
 	d := testenv.StartDaemon(t, testenv.DaemonOptions{AgentTOML: "mount_uid = 0\nmount_gid = 0\nlog_level = \"debug\"\n"})
 	d.WriteConnector("sec", d.MinIOConnector("sec", m, "sec", "sec", true, fmt.Sprintf("backend = %q", backend)))

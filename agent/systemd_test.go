@@ -177,6 +177,7 @@ func TestReloadReexecUpgrade(t *testing.T) {
 	exe := filepath.Join(dir, "s3mountd")
 	copyFile(t, bin, exe)
 	m := testenv.StartMinIO(t)
+	testenv.WaitS3Ready(t, m)
 	m.MakeBucket(t, "upgrade", testObjects)
 	d := testenv.StartDaemon(t, testenv.DaemonOptions{Bin: exe, AgentTOML: "mount_uid = 0\nmount_gid = 0\n"})
 	d.WriteConnector("up", d.MinIOConnector("up", m, "upgrade", "up", true, `backend = "s3fs"`))

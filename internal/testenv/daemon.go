@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/s3mounts/s3mounts/agent/client"
 )
 
@@ -307,7 +309,28 @@ func (d *Daemon) Connector(id string) (c client.Connector, ok bool) {
 	return c, true
 }
 
-// WaitState waits (up to 60s) until connector id is in state; "" waits
+// WaitS3Ready waits (up to 60s) until m answers S3 requests: MinIO's
+// health endpoint answers a moment before it accepts requests
+// ("XMinioServerNotInitialized") on a loaded machine.
+func WaitS3Ready(t testing.TB, m *MinIO) {
+	t.Helper()
+	c := m.Client(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MinIO at %s not ready within 60s: %v", m.Endpoint, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WaitState waits (up to 2 min) until connector id is in state; "" waits
 // for the connector to be gone (404).
 func (d *Daemon) WaitState(id string, state client.State) client.Connector {
 	d.t.Helper()
@@ -319,10 +342,10 @@ func (d *Daemon) WaitState(id string, state client.State) client.Connector {
 	})
 }
 
-// WaitFor waits (up to 60s) until cond holds for connector id.
+// WaitFor waits (up to 2 min) until cond holds for connector id.
 func (d *Daemon) WaitFor(id, what string, cond func(c client.Connector, ok bool) bool) client.Connector {
 	d.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	var last client.Connector
 	var lastOK bool
 	for {
@@ -337,7 +360,7 @@ func (d *Daemon) WaitFor(id, what string, cond func(c client.Connector, ok bool)
 			}
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("connector %s: no %s within 60s; last seen %+v (found %v, err %v); daemon log:\n%s",
+			d.t.Fatalf("connector %s: no %s within 2 min; last seen %+v (found %v, err %v); daemon log:\n%s",
 				id, what, last, lastOK, err, tail(d.Log(), 60))
 		}
 		time.Sleep(25 * time.Millisecond)
