@@ -541,7 +541,8 @@ func TestS3FSRefreshRemounts(t *testing.T) {
 	mi.MakeBucket(t, "ref-bucket", map[string]string{"a.txt": "a"})
 	spec := s3fsSpec(t, mi, "ref-bucket")
 	spec.Credentials = mounts.Credentials{Profile: "test-profile"}
-	defer mounts.SetRefreshMargin(0)()
+	// Restored in Cleanup, which runs after the mount's own cleanup.
+	t.Cleanup(mounts.SetRefreshMargin(0))
 	var mu sync.Mutex
 	calls := 0
 	old := mounts.SetCredentialResolver(func(ctx context.Context, s mounts.Spec) (mounts.Credentials, time.Time, error) {
@@ -553,7 +554,7 @@ func TestS3FSRefreshRemounts(t *testing.T) {
 		return mounts.Credentials{AccessKeyID: ak, SecretAccessKey: mounts.Secret(sk), SessionToken: mounts.Secret(tok)},
 			time.Now().Add(3 * time.Second), nil
 	})
-	defer mounts.SetCredentialResolver(old)
+	t.Cleanup(func() { mounts.SetCredentialResolver(old) })
 	m := mountS3FS(t, spec)
 	pid1 := mounts.ToolPID(m)
 	deadline := time.Now().Add(30 * time.Second)
