@@ -8,6 +8,15 @@ import { DirectoryListing, formatSize, joinRel } from './listing';
 import { MountsModel } from './model';
 import { AGENT_DOWN, IConnector, IEntry, ITestResult } from './tokens';
 
+function pad(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
+/** 2026-11-23 20:46, in local time: short enough for a sidebar. */
+function formatDate(d: Date): string {
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
 /** Height of one entry row in px (the virtual list relies on it). */
 export const ROW_HEIGHT = 24;
 const OVERSCAN = 10;
@@ -439,8 +448,18 @@ export class S3MountsPanel extends Widget {
     });
   }
 
+  /** The entries shown (filtered), cached until a page or the filter changes. */
   private _visible(): readonly IEntry[] {
-    return this._listing ? this._listing.filtered(this._filter.value) : [];
+    if (!this._listing) {
+      return [];
+    }
+    const all = this._listing.entries;
+    const filter = this._filter.value;
+    if (this._cache && this._cache.all === all && this._cache.filter === filter) {
+      return this._cache.shown;
+    }
+    this._cache = { all, filter, shown: this._listing.filtered(filter) };
+    return this._cache.shown;
   }
 
   private _rowIndex(target: EventTarget | null): number {
@@ -472,11 +491,33 @@ export class S3MountsPanel extends Widget {
     const top = this._scroller.scrollTop;
     const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
     const last = Math.min(n, Math.ceil((top + view) / ROW_HEIGHT) + OVERSCAN);
+    // Rows are reused while the entries are the same: a click or a
+    // scroll never replaces the row under the pointer (dblclick works).
+    if (this._rowsOf !== entries) {
+      this._rowsOf = entries;
+      this._rows.forEach(r => r.remove());
+      this._rows.clear();
+    }
+    for (const [i, r] of this._rows) {
+      if (i < first || i >= last) {
+        r.remove();
+        this._rows.delete(i);
+      }
+    }
     const frag = document.createDocumentFragment();
     for (let i = first; i < last; i++) {
-      frag.appendChild(this._row(entries[i], i));
+      let r = this._rows.get(i);
+      if (!r) {
+        r = this._row(entries[i], i);
+        this._rows.set(i, r);
+        frag.appendChild(r);
+      }
+      const sel = i === this._selected;
+      if (r.classList.contains('jp-mod-selected') !== sel) {
+        r.classList.toggle('jp-mod-selected', sel);
+        r.setAttribute('aria-selected', String(sel));
+      }
     }
-    this._spacer.textContent = '';
     this._spacer.appendChild(frag);
 
     // Page on: the end of what is loaded is near the end of the view.
@@ -521,7 +562,10 @@ export class S3MountsPanel extends Widget {
     row.appendChild(el('span', 'jp-S3Mounts-entryName', e.name));
     row.appendChild(el('span', 'jp-S3Mounts-entrySize', e.type === 'dir' ? '' : formatSize(e.size)));
     const d = e.mtime ? new Date(e.mtime) : null;
-    const date = el('span', 'jp-S3Mounts-entryDate', d && d.getFullYear() > 1970 ? d.toLocaleString() : '');
+    const date = el('span', 'jp-S3Mounts-entryDate', d && d.getFullYear() > 1970 ? formatDate(d) : '');
+    if (d) {
+      date.title = d.toLocaleString();
+    }
     row.appendChild(date);
     return row;
   }
@@ -601,6 +645,9 @@ export class S3MountsPanel extends Widget {
   private _spacer!: HTMLDivElement;
   private _status!: HTMLElement;
   private _listing: DirectoryListing | null = null;
+  private _cache: { all: readonly IEntry[]; filter: string; shown: readonly IEntry[] } | null = null;
+  private _rows = new Map<number, HTMLElement>();
+  private _rowsOf: readonly IEntry[] | null = null;
   private _browsing: string | null = null;
   private _selected = -1;
   private _frame = 0;
