@@ -26,6 +26,24 @@ type writeState struct {
 	dirty    bool
 	refs     int
 	unlinked bool
+	// st streams a file written from empty and strictly sequentially as a
+	// multipart upload while it is written; nil otherwise.
+	st *streamUpload
+}
+
+// streamUpload uploads full parts of a sequentially written file as they
+// fill; flush sends the tail and completes. Any other write pattern breaks
+// it, and flush then uploads the staged file whole.
+type streamUpload struct {
+	key    string
+	id     string
+	sent   int64 // bytes handed to part uploads
+	parts  []types.CompletedPart
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	sem    chan struct{}
+	err    error
+	broken bool
 }
 
 // fileHandle is one open file.
@@ -104,6 +122,7 @@ func (n *node) acquireWS(ctx context.Context, trunc bool) (*writeState, syscall.
 	if n.ws != nil {
 		n.ws.refs++
 		if trunc {
+			n.ws.st.breakOff()
 			if err := n.ws.f.Truncate(0); err != nil {
 				return nil, syscall.EIO
 			}
@@ -119,6 +138,7 @@ func (n *node) acquireWS(ctx context.Context, trunc bool) (*writeState, syscall.
 	ws := &writeState{f: tmp, refs: 1, mtime: time.Now().UnixNano()}
 	if trunc {
 		ws.dirty = true
+		ws.st = newStream(f.key(n.rel()))
 	} else if n.info.size > 0 {
 		if errno := f.download(ctx, f.key(n.rel()), n.info.etag, n.info.size, tmp); errno != 0 {
 			tmp.Close()
@@ -185,11 +205,129 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		return uint32(n), syscall.EIO
 	}
 	h.n.mu.Lock()
-	h.ws.size = max(h.ws.size, off+int64(n))
-	h.ws.dirty = true
-	h.ws.mtime = time.Now().UnixNano()
+	ws := h.ws
+	st := ws.st
+	brk := off != ws.size
+	ws.size = max(ws.size, off+int64(n))
+	ws.dirty = true
+	ws.mtime = time.Now().UnixNano()
+	size := ws.size
 	h.n.mu.Unlock()
+	if st != nil {
+		if brk {
+			st.breakOff()
+		} else {
+			h.n.fsys.streamParts(ctx, ws, st, size)
+		}
+	}
 	return uint32(n), 0
+}
+
+func (st *streamUpload) breakOff() {
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	st.broken = true
+	st.mu.Unlock()
+}
+
+// discard aborts a stream that will not be completed.
+func (f *FS) discardStream(st *streamUpload) {
+	if st == nil {
+		return
+	}
+	go func() {
+		st.wg.Wait()
+		if st.id != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = f.cl.AbortMultipart(ctx, st.key, st.id)
+		}
+	}()
+}
+
+func newStream(key string) *streamUpload {
+	return &streamUpload{key: key, sem: make(chan struct{}, uploadConns)}
+}
+
+// streamPart is the part size of uploads streamed while writing.
+const streamPart = 16 << 20
+
+// streamParts starts uploads of the full parts below size.
+func (f *FS) streamParts(ctx context.Context, ws *writeState, st *streamUpload, size int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for !st.broken && st.err == nil && size-st.sent >= streamPart && len(st.parts) < 9999 {
+		if st.id == "" {
+			id, err := f.cl.CreateMultipart(ctx, st.key)
+			if err != nil {
+				st.err = err
+				return
+			}
+			st.id = id
+		}
+		off := st.sent
+		num := int32(len(st.parts) + 1)
+		st.parts = append(st.parts, types.CompletedPart{PartNumber: aws.Int32(num)})
+		st.sent += streamPart
+		st.sem <- struct{}{} // backpressure: at most cap(sem) parts in flight
+		st.wg.Add(1)
+		go func() {
+			defer st.wg.Done()
+			defer func() { <-st.sem }()
+			etag, err := f.cl.UploadPart(f.ctx, st.key, st.id, num, io.NewSectionReader(ws.f, off, streamPart), streamPart)
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if err != nil {
+				if st.err == nil {
+					st.err = err
+				}
+				return
+			}
+			st.parts[num-1].ETag = aws.String(etag)
+		}()
+	}
+}
+
+// finish completes a streamed upload of size bytes; ok=false means the
+// caller must upload the staged file whole instead.
+func (f *FS) finishStream(ctx context.Context, ws *writeState, st *streamUpload, size int64) (ObjInfo, bool, error) {
+	st.wg.Wait()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	abort := func() {
+		if st.id != "" {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = f.cl.AbortMultipart(actx, st.key, st.id)
+		}
+	}
+	if st.broken || st.id == "" || st.sent > size {
+		abort()
+		return ObjInfo{}, false, nil
+	}
+	if st.err != nil {
+		abort()
+		return ObjInfo{}, true, st.err
+	}
+	parts := st.parts
+	if tail := size - st.sent; tail > 0 {
+		num := int32(len(parts) + 1)
+		etag, err := f.cl.UploadPart(ctx, st.key, st.id, num, io.NewSectionReader(ws.f, st.sent, tail), tail)
+		if err != nil {
+			abort()
+			return ObjInfo{}, true, err
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: aws.String(etag)})
+	}
+	info, err := f.cl.CompleteMultipart(ctx, st.key, st.id, parts)
+	if err != nil {
+		abort()
+		return ObjInfo{}, true, err
+	}
+	info.Size = size
+	return info, true, nil
 }
 
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
@@ -220,6 +358,8 @@ func (n *node) releaseWS() {
 	}
 	ws.refs--
 	if ws.refs == 0 {
+		n.fsys.discardStream(ws.st)
+		ws.st = nil
 		ws.f.Close()
 		n.ws = nil
 		n.infoExp = time.Time{} // learn the uploaded object's ETag on next use
@@ -241,9 +381,19 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 	}
 	size := ws.size
 	ws.dirty = false
+	st := ws.st
+	ws.st = nil // a stream is used up by one flush, whatever happens
 	n.mu.Unlock()
 	rel := n.rel()
-	info, err := n.fsys.upload(ctx, n.fsys.key(rel), ws.f, size)
+	var info ObjInfo
+	var err error
+	done := false
+	if st != nil {
+		info, done, err = n.fsys.finishStream(ctx, ws, st, size)
+	}
+	if !done {
+		info, err = n.fsys.upload(ctx, n.fsys.key(rel), ws.f, size)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err != nil {

@@ -41,7 +41,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.EIO
 	}
 	now := time.Now().UnixNano()
-	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now}
+	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now, st: newStream(f.key(rel))}
 	ch := n.newChild(ctx, name, entry{mtime: now})
 	cn := ch.Operations().(*node)
 	cn.mu.Lock()
@@ -49,6 +49,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		// Someone has it open for writing already: share and truncate.
 		cn.ws.refs++
 		ws = cn.ws
+		ws.st.breakOff()
 		ws.f.Truncate(0)
 		ws.size, ws.dirty = 0, true
 		cn.mu.Unlock()
@@ -306,6 +307,9 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 			}
 			own = true
 		}
+		n.mu.Lock()
+		ws.st.breakOff()
+		n.mu.Unlock()
 		if err := ws.f.Truncate(int64(size)); err != nil {
 			if own {
 				n.releaseWS()

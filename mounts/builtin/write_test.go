@@ -113,6 +113,26 @@ func TestWritePath(t *testing.T) {
 	}
 	equal(t, "multipart upload", obj("big.bin") == string(big), true)
 
+	// Sequential writing streams parts; a write back into an uploaded part
+	// falls back to uploading the staged file whole.
+	f, err = os.Create(p("rewrite.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("HEAD"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "rewritten head", obj("rewrite.bin") == "HEAD"+string(big[4:]), true)
+	if err := os.Remove(p("rewrite.bin")); err != nil {
+		t.Fatal(err)
+	}
+
 	// rename of a file: server-side copy
 	if err := os.Rename(p("new.txt"), p("d/renamed.txt")); err != nil {
 		t.Fatal(err)
