@@ -87,6 +87,9 @@ func (b *external) Available(spec Spec) error {
 	if _, err := b.binary(spec); err != nil {
 		return err
 	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("backend %s needs /dev/fuse: load the fuse module (modprobe fuse) or install fuse3", b.tool.name())
+	}
 	if why := b.tool.unsupported(spec); why != "" {
 		return fmt.Errorf("backend %s cannot mount connector %s: %s", b.tool.name(), spec.ID, why)
 	}
