@@ -190,11 +190,26 @@ func endToEnd(t *testing.T, backend string) {
 		t.Fatalf("after secret rotation: %q", got)
 	}
 
-	// 4. deactivate through the API, activate again
+	// 4. deactivate a busy mount through the API: detached lazily, said
+	// in error, the open file keeps working; then activate again
+	busy, err := os.Open(filepath.Join(mp, "hello.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
 	d.DoJSON("POST", "/v1/connectors/data/deactivate", &c)
 	if c.State != client.StateInactive || c.Active {
 		t.Fatalf("after deactivate: %+v", c)
 	}
+	if !strings.Contains(c.Error, "lazily") {
+		t.Errorf("busy deactivation: error %q does not say the mount was detached lazily", c.Error)
+	}
+	buf := make([]byte, 5)
+	if _, err := busy.ReadAt(buf, 0); backend == "default" && (err != nil || string(buf) != "hello") {
+		// (s3fs: the mounts backend ends the tool on a lazy detach)
+		t.Errorf("open file broke on lazy detach: %q %v", buf, err)
+	}
+	busy.Close()
 	if countMounts(d.Mounts(), mp) != 0 {
 		t.Fatalf("still mounted after deactivate: %v", d.Mounts())
 	}
@@ -222,6 +237,28 @@ func endToEnd(t *testing.T, backend string) {
 	}
 	if !strings.Contains(d.Log(), "adopted") {
 		t.Errorf("daemon log does not say it adopted the worker")
+	}
+
+	// 5b. a restart while the file is broken keeps the working mount
+	d.Kill9()
+	d.WriteConnector("data", "name = \"broken\"\nbucket = = \"data\"\n")
+	d.Restart()
+	c = d.WaitFor("data", "the file error after a restart", func(c client.Connector, ok bool) bool {
+		return ok && c.State == client.StateError && strings.Contains(c.Error, "data.toml:2")
+	})
+	time.Sleep(300 * time.Millisecond)
+	if p := d.WorkerPids()["data"]; p != pid || !procAlive(pid) {
+		t.Fatalf("restart with a broken file replaced worker %d (now %d): %+v", pid, p, c)
+	}
+	if got := readMounted(t, filepath.Join(mp, "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("restart with a broken file broke the mount: %q", got)
+	}
+	d.WriteConnector("data", good)
+	d.WaitFor("data", "mounted without error", func(c client.Connector, ok bool) bool {
+		return ok && c.State == client.StateMounted && c.Error == ""
+	})
+	if p := d.WorkerPids()["data"]; p != pid {
+		t.Fatalf("fixing the file after a restart remounted (worker %d -> %d)", pid, p)
 	}
 
 	// 6. kill -9 the worker: restarted with backoff, the state says why

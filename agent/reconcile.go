@@ -329,6 +329,11 @@ func (r *reconciler) step(c *conn) (wake time.Time, gone bool) {
 	}
 	now := r.now()
 	act := plan(want, workerHash, c.hash, now, c.nextTry)
+	if c.h != nil && c.good == nil && c.cfgErr != "" && !c.removed {
+		// adopted at start while its file is broken: a broken file never
+		// unmounts a working mount, even across a restart of the agent
+		act = actNone
+	}
 	spec, h := c.spec, c.h
 	if act == actNone && !want && c.removed {
 		delete(r.conns, c.id)
@@ -338,7 +343,7 @@ func (r *reconciler) step(c *conn) (wake time.Time, gone bool) {
 		r.notify()
 		return time.Time{}, true
 	}
-	if act == actNone && !want && c.phase != client.StateInactive && c.phase != client.StateError {
+	if act == actNone && !want && c.h == nil && c.phase != client.StateInactive && c.phase != client.StateError {
 		r.setPhaseLocked(c, client.StateInactive, c.phaseErr)
 	}
 	if act == actNone && !want && c.phase == client.StateError && c.good != nil {
@@ -581,6 +586,8 @@ func (r *reconciler) viewLocked(c *conn) View {
 		cc.FileMode = fmt.Sprintf("%04o", uint32(g.FileMode.Perm()))
 		cc.DirMode = fmt.Sprintf("%04o", uint32(g.DirMode.Perm()))
 		v.Access = g.Access
+	} else if c.h != nil {
+		cc.MountPath = c.h.MountPoint
 	}
 	var probs []string
 	if c.cfgErr != "" {
@@ -866,6 +873,12 @@ func (r *reconciler) Start(ctx context.Context) {
 		r.mu.Lock()
 		c := r.conns[h.ID]
 		keep := c != nil && r.wantLocked(c) && c.hash == h.SpecHash && c.h == nil
+		if c != nil && c.good == nil && c.cfgErr != "" && c.h == nil {
+			// its file is broken now and this agent never saw a good
+			// version: keep the working mount, show the error
+			keep = true
+			c.hash = h.SpecHash
+		}
 		if keep {
 			c.h, c.mountedAt = h, r.now()
 		}

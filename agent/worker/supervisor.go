@@ -355,6 +355,12 @@ func (h *Handle) Unmount(ctx context.Context) (lazy bool, err error) {
 		h.log.Warn("mount worker did not answer unmount; killing it", "connector", h.ID, "pid", h.PID, "err", cerr)
 		h.Kill()
 	}
+	if cerr == nil && res.Lazy {
+		// The worker serves the open files of the detached mount until
+		// they are closed, then exits by itself; it has given up its
+		// record and socket already.
+		return true, nil
+	}
 	select {
 	case <-h.done:
 	case <-ctx.Done():

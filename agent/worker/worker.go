@@ -110,6 +110,7 @@ type server struct {
 	endErr   string
 	acked    bool // someone read the final status
 	stopping bool
+	release  func() // removes the record and socket path if still ours
 }
 
 func (w *server) setState(state, msg string) {
@@ -164,7 +165,7 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 		os.Remove(sock)
 		return 1
 	}
-	cleanup := func() {
+	w.release = func() {
 		// Only remove the record and socket if they are still ours (a
 		// replacement worker may have taken the names over).
 		if r, err := ReadRecord(recPath); err == nil && r.PID == os.Getpid() {
@@ -207,7 +208,7 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 		}
 		w.end(err)
 	}
-	cleanup()
+	w.release()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	srv.Shutdown(ctx) // lets /v1/wait and /v1/unmount answers go out
 	cancel()
@@ -330,6 +331,14 @@ func (w *server) routes() http.Handler {
 		if err != nil {
 			writeJSON(rw, 500, errorBody{Error: err.Error()})
 			return
+		}
+		if lazy {
+			// Detached but busy: this process goes on serving the open
+			// files until the kernel lets go, but it is no longer the
+			// connector's worker: give up the record and the socket path
+			// so that a new worker can take them.
+			w.log.Info("busy mount detached lazily; serving open files until they are closed")
+			w.release()
 		}
 		writeJSON(rw, 200, UnmountResult{OK: true, Lazy: lazy})
 	})
