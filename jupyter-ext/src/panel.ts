@@ -126,6 +126,7 @@ export class S3MountsPanel extends Widget {
     this._filter.value = '';
     this._scroller.scrollTop = 0;
     this._browser.hidden = false;
+    this.addClass('jp-mod-browsing');
     this._renderCrumbs();
     this._renderEntries();
     this._renderConnectors();
@@ -144,6 +145,7 @@ export class S3MountsPanel extends Widget {
     this._listing = null;
     this._browsing = null;
     this._browser.hidden = true;
+    this.removeClass('jp-mod-browsing');
     this._renderConnectors();
   }
 

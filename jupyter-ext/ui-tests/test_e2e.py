@@ -152,6 +152,14 @@ def test_panel_end_to_end(stack, browser):
         panel = page.locator("#s3mounts-panel")
         panel.wait_for(state="visible")
         assert page.get_attribute("#s3mounts-panel", "aria-label") == "S3 Mounts"
+        # A wider sidebar, as a user would drag it (dates shown).
+        handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+        box = handle.bounding_box()
+        if box:
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 300)
+            page.mouse.down()
+            page.mouse.move(box["x"] + 260, box["y"] + 300, steps=5)
+            page.mouse.up()
 
         # The connectors, with their state, badge, backend and bucket.
         data = connector(page, "data")
@@ -197,6 +205,13 @@ def test_panel_end_to_end(stack, browser):
         assert clipboard(page) == "s3://jx-data/tables/iris.csv"
         context_menu(page, row(page, "iris.csv"), "Copy code snippet")
         assert clipboard(page) == f"import pandas as pd\n\ndf = pd.read_csv('{path}')\ndf.head()"
+
+        # The picture for the README: the context menu on a file.
+        row(page, "iris.csv").click(button="right")
+        page.locator(".lm-Menu").first.wait_for(state="visible")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "docs-panel.png"), clip={"x": 0, "y": 0, "width": 900, "height": 560})
+        page.keyboard.press("Escape")
 
         # Filter and keyboard navigation.
         page.fill(".jp-S3Mounts-filter", "IRIS")
