@@ -397,6 +397,15 @@ func (r *reconciler) start(c *conn, spec mounts.Spec) (wake time.Time) {
 	h, err := r.launch(ctx, spec)
 	if err == nil {
 		err = h.WaitMounted(ctx)
+		if err != nil && r.ctx.Err() != nil {
+			// the agent is stopping or re-executing: keep the worker for
+			// Close(true) to stop or for the next image to adopt
+			r.mu.Lock()
+			c.h, c.mountedAt = h, r.now()
+			r.mu.Unlock()
+			go r.watchWorker(c, h)
+			return time.Time{}
+		}
 		if err != nil {
 			uctx, ucancel := context.WithTimeout(context.Background(), unmountTimeout)
 			h.Unmount(uctx)

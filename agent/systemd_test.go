@@ -1,8 +1,10 @@
 package agent_test
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,7 +126,9 @@ func (n *notifyListener) wait(t *testing.T, prefix string) {
 // SIGTERM.
 func TestSystemdNotify(t *testing.T) {
 	n := listenNotify(t)
-	d := testenv.StartDaemon(t, testenv.DaemonOptions{Env: []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=300000"}})
+	port := testenv.FreePort(t)
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{Env: []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=300000"},
+		AgentTOML: fmt.Sprintf("metrics_listen = \"127.0.0.1:%d\"\n", port)})
 	n.wait(t, "READY=1")
 	n.wait(t, "STATUS=0 of 0 connectors mounted")
 	n.wait(t, "WATCHDOG=1")
@@ -143,6 +147,17 @@ anonymous = true
 `)
 	d.WaitState("bad", client.StateError)
 	n.wait(t, "STATUS=0 of 1 connectors mounted")
+
+	// metrics_listen serves /metrics over TCP
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatalf("metrics_listen: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "s3mounts_reconcile_errors_total") {
+		t.Errorf("metrics: HTTP %d, no s3mounts_reconcile_errors_total:\n%.500s", resp.StatusCode, body)
+	}
 	d.Stop()
 	n.wait(t, "STOPPING=1")
 }
