@@ -178,11 +178,19 @@ func (m *Mount) Refresh(path string) error {
 		if cn, ok := ch.Operations().(*node); ok {
 			cn.mu.Lock()
 			cn.infoExp = time.Time{}
+			cn.kernelListing = nil
 			cn.mu.Unlock()
+			if cn.dir {
+				_ = ch.NotifyContent(0, 0) // the kernel's readdir cache
+			}
 		}
 		_ = parent.NotifyEntry(name)
 	}
 	if rel == "" {
+		m.fsys.root.mu.Lock()
+		m.fsys.root.kernelListing = nil
+		m.fsys.root.mu.Unlock()
+		_ = root.NotifyContent(0, 0)
 		for name, ch := range root.Children() {
 			invalidate(root, name, ch)
 		}

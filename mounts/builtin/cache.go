@@ -162,9 +162,9 @@ func (c *metaCache) canList(n int) bool { return c.ttl > 0 && n <= c.maxListed }
 
 // putListing caches a complete listing of dir, evicting other listings to
 // stay within maxListed.
-func (c *metaCache) putListing(dir string, ents []dirent) {
+func (c *metaCache) putListing(dir string, ents []dirent) *listing {
 	if !c.canList(len(ents)) {
-		return
+		return nil
 	}
 	l := &listing{ents: ents, index: make(map[string]int32, len(ents)), expires: time.Now().Add(c.ttl)}
 	for i, e := range ents {
@@ -185,6 +185,7 @@ func (c *metaCache) putListing(dir string, ents []dirent) {
 	for _, e := range ents {
 		delete(c.neg, joinPath(dir, e.name))
 	}
+	return l
 }
 
 func (c *metaCache) dropListingLocked(dir string) {

@@ -18,6 +18,7 @@ type dirHandle struct {
 
 	started bool
 	ents    []dirent // everything produced so far (the cached listing when replaying)
+	base    int      // directory offset of ents[0] (entries trimmed off the front)
 	pos     int
 	last    dirent
 	done    bool
@@ -46,6 +47,9 @@ func (d *dirHandle) start() {
 	f := d.n.fsys
 	if l := f.meta.listingFor(d.rel); l != nil {
 		d.ents, d.cached, d.done = l.ents, true, true
+		d.n.mu.Lock()
+		d.n.kernelListing = l
+		d.n.mu.Unlock()
 		return
 	}
 	d.keep = true
@@ -88,7 +92,10 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 			d.sh.finish(emit)
 			d.done = true
 			if d.keep {
-				d.n.fsys.meta.putListing(d.rel, d.ents)
+				l := d.n.fsys.meta.putListing(d.rel, d.ents)
+				d.n.mu.Lock()
+				d.n.kernelListing = l
+				d.n.mu.Unlock()
 			}
 			break
 		}
@@ -104,6 +111,7 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 			d.keep = false
 		}
 		if !d.keep && d.pos > 4096 {
+			d.base += d.pos - 1024
 			d.ents = append(d.ents[:0:0], d.ents[d.pos-1024:]...)
 			d.pos = 1024
 		}
@@ -145,12 +153,26 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 }
 
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if off == 0 {
+	// Offsets are positions: the entry at index i has offset i+1.
+	if !d.started {
+		d.start()
+	}
+	if off == 0 && (d.base > 0 || d.err != 0) {
 		d.Releasedir(ctx, 0)
 		*d = dirHandle{n: d.n, rel: d.rel}
 		return 0
 	}
-	return syscall.ENOTSUP
+	for int(off) > d.base+len(d.ents) && !d.done {
+		d.pos = len(d.ents)
+		if errno := d.fill(ctx); errno != 0 {
+			return errno
+		}
+	}
+	if int(off) < d.base || int(off) > d.base+len(d.ents) {
+		return syscall.ENOTSUP
+	}
+	d.pos = int(off) - d.base
+	return 0
 }
 
 func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {

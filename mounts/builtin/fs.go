@@ -38,7 +38,9 @@ type node struct {
 	info     entry
 	infoExp  time.Time
 	cachedAs string // ETag whose bytes the kernel page cache holds
-	ws       *writeState
+	// kernelListing is the listing the kernel's readdir cache was filled from.
+	kernelListing *listing
+	ws            *writeState
 }
 
 var (
@@ -233,5 +235,25 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, 
 	if !n.dir {
 		return nil, 0, syscall.ENOTDIR
 	}
-	return &dirHandle{n: n, rel: n.rel()}, 0, 0
+	// The kernel caches what readdir returned (FOPEN_CACHE_DIR), and keeps
+	// it on this open only while our own listing it was built from is still
+	// the fresh one: expiry, Refresh and our own changes drop that listing.
+	rel := n.rel()
+	flags = fuse.FOPEN_CACHE_DIR
+	l := n.fsys.meta.listingFor(rel)
+	n.mu.Lock()
+	stale := !(l != nil && l == n.kernelListing)
+	n.kernelListing = nil
+	n.mu.Unlock()
+	if stale {
+		// go-fuse always adds FOPEN_KEEP_CACHE to FOPEN_CACHE_DIR, so the
+		// kernel's copy is dropped here when it may be out of date.
+		_ = n.NotifyContent(0, 0)
+	}
+	if !stale {
+		n.mu.Lock()
+		n.kernelListing = l
+		n.mu.Unlock()
+	}
+	return &dirHandle{n: n, rel: rel}, flags, 0
 }

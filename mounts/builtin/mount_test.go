@@ -392,3 +392,49 @@ func TestLargeReadsSequentialAndRandom(t *testing.T) {
 	_, err = g.ReadAt(buf, 30<<20)
 	equal(t, "read after change", errnoOf(err), syscall.EIO)
 }
+
+// A change by someone else shows within MetadataTTL without a refresh:
+// new objects in a listed directory, overwrites and deletes.
+func TestFreshnessWithinTTL(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "fresh", map[string]string{"d/a": "one"})
+	c := m.Client(t)
+	spec := m.Spec("fresh")
+	spec.MetadataTTL = time.Second
+	spec.NegativeTTL = time.Second
+	dir, _ := mount(t, spec)
+	p := func(s string) string { return filepath.Join(dir, s) }
+	equal(t, "listing", strings.Join(readDir(t, p("d")), ","), "a")
+	equal(t, "listing again (cached)", strings.Join(readDir(t, p("d")), ","), "a")
+	b, err := os.ReadFile(p("d/a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "content", string(b), "one")
+	_, err = os.Stat(p("d/b"))
+	equal(t, "not yet there", errnoOf(err), syscall.ENOENT)
+
+	putObject(t, c, "fresh", "d/b", []byte("bee"))
+	putObject(t, c, "fresh", "d/a", []byte("two!"))
+	time.Sleep(1500 * time.Millisecond)
+	equal(t, "new object listed", strings.Join(readDir(t, p("d")), ","), "a,b")
+	b, err = os.ReadFile(p("d/a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "overwritten content", string(b), "two!")
+	b, err = os.ReadFile(p("d/b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "new content", string(b), "bee")
+
+	if _, err := c.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String("fresh"), Key: aws.String("d/b")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	equal(t, "deleted object gone", strings.Join(readDir(t, p("d")), ","), "a")
+	_, err = os.Stat(p("d/b"))
+	equal(t, "deleted object", errnoOf(err), syscall.ENOENT)
+}
