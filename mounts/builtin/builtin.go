@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/s3mounts/s3mounts/mounts"
 )
@@ -119,6 +121,7 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 		_ = m.Unmount(context.Background())
 		return nil, fmt.Errorf("mounting bucket %s at %s: %w", spec.Bucket, spec.MountPoint, err)
 	}
+	setReadAhead(spec.MountPoint)
 	slog.Info("mounted", "spec", spec)
 	return m, nil
 }
@@ -258,4 +261,25 @@ func (m *Mount) List(ctx context.Context, dir, cursor string, limit int) (mounts
 // errnoErr keeps the S3 error text and adds the errno it maps to.
 func errnoErr(err error) error {
 	return fmt.Errorf("%w (%v)", err, syscall.Errno(toErrno(err)))
+}
+
+// readAheadKB is the kernel readahead for the mount: larger than FUSE's
+// default 128 KiB so that a sequential reader keeps several 1 MiB FUSE
+// reads in flight (our own readahead then keeps S3 busy).
+var readAheadKB = 8192
+
+// setReadAhead raises the readahead of the mount's backing device (needs
+// root; without it the kernel default stays, which is only slower).
+func setReadAhead(mountPoint string) {
+	if v, err := strconv.Atoi(os.Getenv("S3MOUNTS_READ_AHEAD_KB")); err == nil {
+		readAheadKB = v
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(mountPoint, &st); err != nil {
+		return
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(p, []byte(strconv.Itoa(readAheadKB)), 0o644); err != nil {
+		slog.Debug("could not raise the mount's readahead", "path", p, "err", err)
+	}
 }
