@@ -3,6 +3,7 @@ package agent_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -364,4 +365,58 @@ func secretNeverExposed(t *testing.T, backend string) {
 			t.Errorf("worker record %s mode %v, want 0600", f, fi.Mode().Perm())
 		}
 	}
+}
+
+// TestSlowMountDoesNotBlockOthers: a connector whose endpoint accepts
+// connections and never answers is still mounting (or failing) while
+// another connector, dropped after it, mounts and serves.
+func TestSlowMountDoesNotBlockOthers(t *testing.T) {
+	testenv.RequireFUSE(t)
+	testenv.RequireBinary(t, "s3fs", false)
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // accept, never answer
+		}
+	}()
+	m := testenv.StartMinIO(t)
+	testenv.WaitS3Ready(t, m)
+	m.MakeBucket(t, "fast", testObjects)
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{AgentTOML: "mount_uid = 0\nmount_gid = 0\n"})
+	d.WriteConnector("slow", fmt.Sprintf(`name = "slow"
+endpoint = "http://%s"
+bucket = "slow-bucket"
+mount_name = "slow"
+active = true
+backend = "s3fs"
+stall_timeout = "30s"
+[credentials]
+anonymous = true
+`, hole.Addr()))
+	d.WaitState("slow", client.StateMounting)
+	d.WriteConnector("fast", d.MinIOConnector("fast", m, "fast", "fast", true, `backend = "s3fs"`))
+	d.WaitState("fast", client.StateMounted)
+	if got := readMounted(t, filepath.Join(d.ProjectRoot, "fast", "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("fast: %q", got)
+	}
+	if c, _ := d.Connector("slow"); c.State == client.StateMounted {
+		t.Logf("note: the black-hole connector mounted (the backend does not check the bucket at mount)")
+	} else {
+		t.Logf("slow connector meanwhile: %s %s", c.State, c.Error)
+	}
+	d.Stop()
 }

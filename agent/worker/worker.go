@@ -111,6 +111,8 @@ type server struct {
 	acked    bool // someone read the final status
 	stopping bool
 	release  func() // removes the record and socket path if still ours
+
+	cancelMount context.CancelFunc
 }
 
 func (w *server) setState(state, msg string) {
@@ -257,13 +259,20 @@ func (w *server) doMount(backends map[string]mounts.Backend) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	w.mu.Lock()
+	w.cancelMount = cancel
+	stopping := w.stopping
+	w.mu.Unlock()
+	if stopping {
+		return errors.New("told to unmount before mounting")
+	}
 	m, err := be.Mount(ctx, w.spec)
 	if err != nil {
 		return err
 	}
 	w.mu.Lock()
 	w.mount = m
-	stopping := w.stopping
+	stopping = w.stopping
 	w.mu.Unlock()
 	if stopping { // told to unmount while mounting
 		go m.Unmount(context.Background())
@@ -275,9 +284,12 @@ func (w *server) doMount(backends map[string]mounts.Backend) error {
 func (w *server) unmount(ctx context.Context) (lazy bool, err error) {
 	w.mu.Lock()
 	w.stopping = true
-	m := w.mount
+	m, cancel := w.mount, w.cancelMount
 	w.mu.Unlock()
 	if m == nil {
+		if cancel != nil {
+			cancel() // abort a mount in progress
+		}
 		return false, nil // doMount sees stopping once it returns
 	}
 	err = m.Unmount(ctx)
