@@ -197,11 +197,17 @@ func (r *reconciler) Load() {
 			continue
 		}
 		l := loaded{id: config.ConnectorID(name), file: filepath.Join(dir, name)}
-		if fi, err := os.Stat(l.file); err != nil || fi.IsDir() {
-			continue // dangling symlink (a ..data swap in progress) or a directory
+		// A name that is listed but cannot be read (a dangling symlink, a
+		// directory) is an error of that connector, never a deletion: a
+		// working mount is not torn down for it.
+		if fi, err := os.Stat(l.file); err != nil {
+			l.err = &config.FileError{File: l.file, Msg: "cannot read the file: " + err.Error() + " (a broken symlink? fix or remove it)"}
+		} else if fi.IsDir() {
+			l.err = &config.FileError{File: l.file, Msg: "is a directory, not a connector file: rename or remove it"}
+		} else {
+			l.cfg, l.err = config.LoadConnector(l.file, r.agent)
 		}
-		l.cfg, l.err = config.LoadConnector(l.file, r.agent)
-		if l.err == nil {
+		if l.err == nil && l.cfg != nil {
 			l.spec, l.err = r.buildSpec(l.cfg)
 			if l.err == nil {
 				l.hash = worker.SpecHash(l.spec)

@@ -230,6 +230,19 @@ func TestReconcilerFiles(t *testing.T) {
 		return v.Connector.State == client.StateInactive && v.Connector.Error == ""
 	})
 
+	// a dangling symlink in place of a file is an error, not a deletion
+	os.Rename(filepath.Join(a.ConnectorsDir, "a.toml"), filepath.Join(a.ConnectorsDir, "a.saved"))
+	os.Symlink("..data/a.toml", filepath.Join(a.ConnectorsDir, "a.toml"))
+	r.Load()
+	va, ok := r.Connector("a")
+	if !ok || va.Connector.State != client.StateError || va.Connector.MountName != "data" || !strings.Contains(va.Connector.Error, "cannot read") {
+		t.Errorf("a as a dangling symlink = %+v (found %v)", va.Connector, ok)
+	}
+	os.Remove(filepath.Join(a.ConnectorsDir, "a.toml"))
+	os.Rename(filepath.Join(a.ConnectorsDir, "a.saved"), filepath.Join(a.ConnectorsDir, "a.toml"))
+	r.Load()
+	waitView(t, r, "a", func(v View, ok bool) bool { return v.Connector.State == client.StateInactive && v.Connector.Error == "" })
+
 	// deleting the earlier file frees the name for b
 	os.Remove(filepath.Join(a.ConnectorsDir, "a.toml"))
 	r.Load()
