@@ -241,7 +241,9 @@ func TestReconcilerFiles(t *testing.T) {
 	os.Remove(filepath.Join(a.ConnectorsDir, "a.toml"))
 	os.Rename(filepath.Join(a.ConnectorsDir, "a.saved"), filepath.Join(a.ConnectorsDir, "a.toml"))
 	r.Load()
-	waitView(t, r, "a", func(v View, ok bool) bool { return v.Connector.State == client.StateInactive && v.Connector.Error == "" })
+	waitView(t, r, "a", func(v View, ok bool) bool {
+		return v.Connector.State == client.StateInactive && v.Connector.Error == ""
+	})
 
 	// deleting the earlier file frees the name for b
 	os.Remove(filepath.Join(a.ConnectorsDir, "a.toml"))
