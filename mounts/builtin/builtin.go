@@ -99,6 +99,9 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 			MaxBackground: 64,
 			DisableXAttrs: true,
 			DirectMount:   true,
+			// Replies come from memory; splice only costs a failed pipe resize
+			// per 1 MiB read.
+			DisableSplice: true,
 		},
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
