@@ -368,16 +368,26 @@ func (r *reconciler) step(c *conn) (wake time.Time, gone bool) {
 
 	switch act {
 	case actStop:
-		r.stop(c, h)
+		if !r.stop(c, h) {
+			return c.retryAt(r), false
+		}
 		return r.now(), false // look again: a removed connector is forgotten now
 	case actReplace:
 		r.log.Info("connector spec changed; remounting", "connector", c.id)
-		r.stop(c, h)
+		if !r.stop(c, h) {
+			return c.retryAt(r), false
+		}
 		return r.start(c, spec), false
 	case actStart:
 		return r.start(c, spec), false
 	}
 	return wake, false
+}
+
+func (c *conn) retryAt(r *reconciler) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return c.nextTry
 }
 
 // start starts a worker for spec and waits until it has mounted or failed.
@@ -467,8 +477,10 @@ func (r *reconciler) launch(ctx context.Context, spec mounts.Spec) (*worker.Hand
 	return r.sup.Start(ctx, spec)
 }
 
-// stop unmounts through the worker and waits until it is gone.
-func (r *reconciler) stop(c *conn, h *worker.Handle) {
+// stop unmounts through the worker and waits until it is gone. When the
+// unmount fails the worker stays in charge and ok is false; the step is
+// retried with backoff.
+func (r *reconciler) stop(c *conn, h *worker.Handle) (ok bool) {
 	r.mu.Lock()
 	c.h = nil // the watcher of h now knows the end is ours
 	r.setPhaseLocked(c, client.StateUnmounting, "")
@@ -478,13 +490,30 @@ func (r *reconciler) stop(c *conn, h *worker.Handle) {
 	lazy, err := h.Unmount(ctx)
 	cancel()
 	msg := ""
-	switch {
-	case err != nil:
-		msg = "unmount: " + err.Error()
+	if err != nil {
 		r.log.Error("unmount failed", "connector", c.id, "err", err)
 		if r.metrics != nil {
 			r.metrics.ReconcileErrors.WithLabelValues(c.id).Inc()
 		}
+		r.mu.Lock()
+		defer func() { r.mu.Unlock(); r.notify() }()
+		select {
+		case <-h.Done():
+			// the worker is gone after all: fall through to inactive
+		default:
+			c.h = h
+			c.failures++
+			d := backoff(c.failures)
+			c.nextTry = r.now().Add(d)
+			r.setPhaseLocked(c, client.StateError, fmt.Sprintf("unmount failed: %v (retrying in %s)", err, d))
+			go r.watchWorker(c, h)
+			return false
+		}
+		c.failures, c.nextTry = 0, time.Time{}
+		r.setPhaseLocked(c, client.StateInactive, "unmount: "+err.Error())
+		return true
+	}
+	switch {
 	case lazy:
 		msg = "the mount was busy and has been detached lazily; open files keep working until they are closed"
 		r.log.Warn("busy mount detached lazily", "connector", c.id, "mount_point", h.MountPoint)
@@ -499,6 +528,7 @@ func (r *reconciler) stop(c *conn, h *worker.Handle) {
 	r.setPhaseLocked(c, client.StateInactive, msg)
 	r.mu.Unlock()
 	r.notify()
+	return true
 }
 
 // watchWorker notices a worker's death and schedules its restart.
@@ -996,7 +1026,7 @@ func (r *reconciler) Close(unmount bool) {
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); r.stop(c, h) }()
+		go func() { defer wg.Done(); r.stop(c, h) }() // best effort at exit
 	}
 	wg.Wait()
 }
