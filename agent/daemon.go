@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"syscall"
@@ -217,15 +218,26 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("socket API stopped: %w", err)
 		case <-hup:
 			sdNotify(log, "RELOADING=1\nMONOTONIC_USEC="+daemon.SdNotifyMonotonicUsec())
-			if upgraded(exe, exeInfo) {
-				log.Info("executable changed on disk: re-executing in place; workers and mounts stay", "exe", exe)
+			settingsChanged := false
+			if na, _, err := LoadSettings(o); err != nil {
+				log.Error("reload: agent settings are invalid; keeping the current ones", "err", err)
+			} else if !sameSettings(a, na) {
+				settingsChanged = true
+			}
+			if settingsChanged || upgraded(exe, exeInfo) {
+				if settingsChanged {
+					log.Info("agent settings changed: re-executing in place to apply them; unchanged mounts stay", "config", a.File)
+				} else {
+					log.Info("executable changed on disk: re-executing in place; workers and mounts stay", "exe", exe)
+				}
 				wcancel()
 				rec.Close(false)
 				apiCancel()
 				<-apiErr
 				err := reexec(exe, o.Args, lnFile, !activated)
-				// only reached when exec failed: carry on with the old image
-				log.Error("re-exec failed; the old image keeps running", "err", err)
+				// only reached when exec failed: exit non-zero so that systemd
+				// restarts the agent, which adopts every worker
+				log.Error("re-exec failed; exiting (workers and mounts stay for the next start)", "err", err)
 				return fmt.Errorf("re-exec %s: %w", exe, err)
 			}
 			log.Info("reload: re-reading every connector file")
@@ -233,6 +245,11 @@ func Run(ctx context.Context, o Options) error {
 			sdNotify(log, daemon.SdNotifyReady)
 		}
 	}
+}
+
+// sameSettings reports whether two agent settings are equal.
+func sameSettings(a, b *config.Agent) bool {
+	return reflect.DeepEqual(a, b)
 }
 
 // upgraded reports whether the executable file at exe is no longer the one
@@ -249,8 +266,10 @@ func upgraded(exe string, running os.FileInfo) bool {
 // systemd would (LISTEN_FDS=1, LISTEN_PID = our pid, which exec keeps).
 // Workers are untouched: they stay children of this pid.
 func reexec(exe string, args []string, f *os.File, own bool) error {
-	if err := unix.Dup2(int(f.Fd()), 3); err != nil {
-		return err
+	if fd := int(f.Fd()); fd != 3 { // dup3 refuses equal fds
+		if err := unix.Dup2(fd, 3); err != nil {
+			return err
+		}
 	}
 	if _, _, e := unix.Syscall(unix.SYS_FCNTL, 3, unix.F_SETFD, 0); e != 0 {
 		return e

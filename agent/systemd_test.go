@@ -239,6 +239,27 @@ func TestReloadReexecUpgrade(t *testing.T) {
 	if c.Error != "" {
 		t.Errorf("error after upgrade: %s", c.Error)
 	}
+
+	// changed agent settings: applied by a re-exec on SIGHUP, mounts stay
+	cfg, err := os.ReadFile(d.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.ConfigPath, append(cfg, []byte("log_level = \"debug\"\n")...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.Signal(syscall.SIGHUP)
+	deadline = time.Now().Add(30 * time.Second)
+	for strings.Count(d.Log(), "s3mountd starting") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no re-exec after a settings change; log:\n%s", d.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.WaitState("up", client.StateMounted)
+	if p := d.WorkerPids()["up"]; p != wpid || d.Pid() != pid {
+		t.Fatalf("settings reload replaced the worker (%d -> %d) or the daemon (%d -> %d)", wpid, p, pid, d.Pid())
+	}
 	d.Stop()
 	if left := d.Mounts(); len(left) != 0 {
 		t.Fatalf("mounts left: %v", left)
