@@ -181,6 +181,8 @@ export class S3MountsPanel extends Widget {
 
   private _onModelChanged(): void {
     const m = this.model;
+    // For tests and styling: whether the event stream is connected.
+    this.node.dataset.live = String(m.live);
     this._banner.hidden = m.status === 'ok' || m.status === 'loading';
     this._banner.textContent = m.status === 'down' ? this._trans.__(AGENT_DOWN) : m.message;
     if (this._browsing) {

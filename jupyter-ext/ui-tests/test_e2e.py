@@ -51,6 +51,8 @@ def stack(tmp_path_factory):
         d = harness.Daemon()
         d.minio_connector("data", m, "jx-data", "data")
         d.minio_connector("big", m, "jx-big", "big")
+        # An invalid file: shown in state error, with the daemon's message.
+        d.write_connector("broken", f'name = "Broken"\nendpoint = "{m.endpoint}"\nmount_name = "broken"\n')
         d.start()
         lab = Lab(d, tmp_path_factory.mktemp("lab"))
         yield m, d, lab
@@ -170,6 +172,11 @@ def test_panel_end_to_end(stack, browser):
         assert data.locator(".jp-S3Mounts-bucket").inner_text() == "jx-data"
         assert data.locator(".jp-S3Mounts-backend").inner_text() == "default"
         assert page.locator(".jp-S3Mounts-warning").is_hidden(), "version mismatch warning shown"
+        broken = page.locator('.jp-S3Mounts-connector[data-id="broken"][data-state="error"]')
+        broken.wait_for()
+        details = broken.locator(".jp-S3Mounts-details").inner_text()
+        assert "bucket" in details, details
+        assert details in broken.locator(".jp-S3Mounts-dot").get_attribute("title")
 
         # Test connection: each check shown.
         data.locator(".jp-S3Mounts-test").click()
@@ -225,10 +232,19 @@ def test_panel_end_to_end(stack, browser):
         row(page, "iris.csv").wait_for()
         shot(page, "panel-browse")
 
+        # Open: the file opens in JupyterLab (the mount is under the server's root).
+        context_menu(page, row(page, "iris.csv"), "Open")
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tabLabel", has_text="iris.csv").wait_for(timeout=30_000)
+
+        # Live updates: a change made outside the panel (straight on the
+        # daemon) arrives through the event stream.
+        page.locator('#s3mounts-panel[data-live="true"]').wait_for(timeout=30_000)
+        r = d.request("POST", "/v1/connectors/big/activate")
+        assert r.status_code == 200, r.text
+        page.locator('.jp-S3Mounts-connector[data-id="big"][data-state="mounted"]').wait_for(timeout=5_000)
+
         # The 100k-object folder: first entries quickly, few rows in the DOM.
         big = connector(page, "big")
-        big.locator(".jp-S3Mounts-activate").click()
-        page.locator('.jp-S3Mounts-connector[data-id="big"][data-state="mounted"]').wait_for(timeout=90_000)
         big.locator("button.jp-S3Mounts-name").click()
         row(page, "many").wait_for(timeout=60_000)
         page.evaluate("""() => {
