@@ -193,6 +193,7 @@ func TestConnectorValidValues(t *testing.T) {
 			return c.Credentials.SecretAccessKeyFile == "/srv/k"
 		}},
 		{"no policy", nil, "", func(c *Connector) bool { return c.Access == nil }},
+		{"crlf line ends", nil, "mode = \"rw\"\r\nbackend = \"s3fs\"\r\n", func(c *Connector) bool { return c.Mode == "rw" && c.Backend == "s3fs" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ParseConnector(testFile, []byte(conn(tc.over, tc.extra)), nil, nil)
@@ -335,6 +336,14 @@ func TestConnectorErrors(t *testing.T) {
 				t.Fatalf("error echoes the endpoint's password: %v", err)
 			}
 		})
+	}
+}
+
+func TestConnectorByteOrderMark(t *testing.T) {
+	src := "\ufeff" + conn(nil, "mode = \"x\"")
+	_, err := ParseConnector(testFile, []byte(src), nil, nil)
+	if err == nil || !strings.HasPrefix(err.Error(), testFile+":5: mode: ") {
+		t.Fatalf("got %v", err)
 	}
 }
 

@@ -57,6 +57,8 @@ func (d *doc) err() error {
 // false when the document cannot be used at all (syntax error, or a table
 // written as a value); the error is already recorded.
 func (d *doc) decode(v any) bool {
+	// Editors on Windows may start a file with a byte order mark.
+	d.src = strings.TrimPrefix(d.src, "\ufeff")
 	md, err := toml.Decode(d.src, v)
 	d.md = md
 	if err != nil {
