@@ -96,3 +96,50 @@ func FuzzParseConnector(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAgent: agent.toml of arbitrary bytes never panics; errors are
+// FileErrors naming the file; what is accepted has sane values.
+func FuzzParseAgent(f *testing.F) {
+	if data, err := os.ReadFile(filepath.Join("..", "packaging", "examples", "agent.toml")); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("project_root = \"mnt\"\n[roles]\nadmin = [\"uid:0\", \"user:x\"]\n[binaries]\ns3fs = \"/usr/bin/s3fs\"\n"))
+	f.Add([]byte("mount_uid = -1\nfile_mode = 644\nroles = 1\n"))
+	const name = "/fuzz/agent.toml"
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := parseAgent(name, data)
+		if err != nil {
+			if a != nil {
+				t.Fatal("both settings and an error")
+			}
+			var walk func(error)
+			walk = func(e error) {
+				if j, ok := e.(interface{ Unwrap() []error }); ok {
+					for _, x := range j.Unwrap() {
+						walk(x)
+					}
+					return
+				}
+				var fe *FileError
+				if !errors.As(e, &fe) || fe.File != name || fe.Msg == "" {
+					t.Fatalf("error %T %q is not a FileError naming %s", e, e, name)
+				}
+			}
+			walk(err)
+			return
+		}
+		for _, p := range []string{a.ProjectRoot, a.ConnectorsDir, a.Socket, a.SecretsDir, a.StateDir, a.CacheDir} {
+			if !filepath.IsAbs(p) {
+				t.Fatalf("relative path %q accepted", p)
+			}
+		}
+		if a.ProjectRoot == "/" || a.FileMode&^0o777 != 0 || a.DirMode&^0o777 != 0 || a.ResyncInterval < 1e9 {
+			t.Fatalf("accepted %+v", a)
+		}
+		for _, m := range append(append(append([]string{}, a.Roles.Admin...), a.Roles.Operator...), a.Roles.Viewer...) {
+			if checkRoleMember(m) != nil {
+				t.Fatalf("accepted role member %q", m)
+			}
+		}
+	})
+}
