@@ -185,6 +185,7 @@ export class S3MountsPanel extends Widget {
     this.node.dataset.live = String(m.live);
     this._banner.hidden = m.status === 'ok' || m.status === 'loading';
     this._banner.textContent = m.status === 'down' ? this._trans.__(AGENT_DOWN) : m.message;
+    this._list.classList.toggle('jp-mod-stale', m.status === 'down');
     if (this._browsing) {
       const c = m.connector(this._browsing);
       if (!c || c.state !== 'mounted') {
@@ -250,7 +251,8 @@ export class S3MountsPanel extends Widget {
     li.appendChild(where);
 
     const buttons = el('div', 'jp-S3Mounts-actions');
-    const busy = this._busy.has(c.id);
+    // While the agent is down the buttons cannot work: disabled, not hidden.
+    const busy = this._busy.has(c.id) || this.model.status === 'down';
     const add = (label: string, cls: string, fn: () => Promise<void>) => {
       const b = el('button', `jp-Button jp-mod-styled jp-mod-small jp-S3Mounts-action ${cls}`, label);
       b.setAttribute('aria-label', `${label} ${c.name || c.id}`);

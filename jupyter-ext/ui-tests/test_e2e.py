@@ -298,6 +298,13 @@ def test_panel_end_to_end(stack, browser):
         d.stop()
         page.locator(".jp-S3Mounts-banner", has_text=AGENT_DOWN).wait_for(timeout=90_000)
         shot(page, "panel-agent-down")
+        assert connector(page, "data").locator(".jp-S3Mounts-activate").is_disabled()
+
+        # The agent comes back: the panel recovers by itself.
+        d.start()
+        page.locator(".jp-S3Mounts-banner").wait_for(state="hidden", timeout=120_000)
+        page.locator('#s3mounts-panel[data-live="true"]').wait_for(timeout=120_000)
+        assert connector(page, "data").locator(".jp-S3Mounts-activate").is_enabled()
         assert not errors, errors
     finally:
         shot(page, "panel-final")
