@@ -63,6 +63,7 @@ type API struct {
 	o   APIOptions
 	log *slog.Logger
 	ids *identities
+	enc encCache
 	// connCtx attaches a connection's credentials (tests replace it).
 	connCtx func(context.Context, net.Conn) context.Context
 }
@@ -428,15 +429,7 @@ func (a *API) getMetrics(w http.ResponseWriter, rq *request) error {
 }
 
 func (a *API) listConnectors(w http.ResponseWriter, rq *request) error {
-	all := a.o.Controller.Connectors()
-	out := client.ConnectorList{Connectors: make([]client.Connector, 0, len(all))}
-	for _, v := range all {
-		if c, ok := a.present(rq.caller, rq.role, v); ok {
-			out.Connectors = append(out.Connectors, c)
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return a.writeConnectorList(w, rq, a.o.Controller.Connectors())
 }
 
 func (a *API) getConnector(w http.ResponseWriter, rq *request) error {

@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -557,5 +559,82 @@ func TestMetricsRoute(t *testing.T) {
 	st, _, body := raw(t, s.socket, "GET", "/v1/metrics", nil)
 	if st != 200 || !strings.Contains(body, "s3mounts_connector_state") {
 		t.Fatalf("/v1/metrics: %d", st)
+	}
+}
+
+// TestSameConnectorSeesEveryField: a change of any field but Actions makes
+// the list encode that connector again.
+func TestSameConnectorSeesEveryField(t *testing.T) {
+	base := fakeConnector("x")
+	rt := reflect.TypeOf(base)
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		if f.Name == "Actions" {
+			continue
+		}
+		c := fakeConnector("x")
+		v := reflect.ValueOf(&c).Elem().Field(i)
+		switch v.Kind() {
+		case reflect.String:
+			v.SetString(v.String() + "!")
+		case reflect.Bool:
+			v.SetBool(!v.Bool())
+		case reflect.Pointer: // *time.Time
+			later := base.CreatedAt.Add(time.Second)
+			v.Set(reflect.ValueOf(&later))
+		default:
+			t.Fatalf("field %s of kind %s: teach this test and sameConnector about it", f.Name, v.Kind())
+		}
+		if sameConnector(&base, &c) {
+			t.Errorf("sameConnector ignores a change of %s", f.Name)
+		}
+	}
+	c := fakeConnector("x")
+	c.Actions = []string{"view"}
+	if !sameConnector(&base, &c) {
+		t.Error("Actions must not matter")
+	}
+	c.CreatedAt = nil
+	if sameConnector(&base, &c) {
+		t.Error("nil time vs set time")
+	}
+}
+
+// TestListReflectsChanges: the encoding cache never serves a stale state.
+func TestListReflectsChanges(t *testing.T) {
+	f := newFake(3)
+	s := startAPI(t, f, APIOptions{})
+	ctx := context.Background()
+	for _, st := range []client.State{client.StateMounting, client.StateMounted, client.StateError} {
+		f.setState("c001", st, true, "msg "+string(st))
+		cs, err := s.cl.Connectors(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs[1].State != st || cs[1].Error != "msg "+string(st) || cs[0].State != client.StateInactive {
+			t.Fatalf("list after setting %s: %+v", st, cs[1])
+		}
+		var direct client.Connector
+		b, _ := json.Marshal(cs[1])
+		json.Unmarshal(b, &direct)
+		if !reflect.DeepEqual(direct, cs[1]) {
+			t.Fatal("round trip differs")
+		}
+	}
+	// The body is valid JSON equal to what encoding/json would produce.
+	st, _, body := raw(t, s.socket, "GET", "/v1/connectors", nil)
+	var got client.ConnectorList
+	if st != 200 || json.Unmarshal([]byte(body), &got) != nil {
+		t.Fatalf("list: %d %s", st, body)
+	}
+	want := client.ConnectorList{}
+	for _, v := range f.Connectors() {
+		c := v.Connector
+		c.Actions = []string{"view", "browse", "test", "activate", "deactivate"}
+		want.Connectors = append(want.Connectors, c)
+	}
+	wb, _ := json.Marshal(want)
+	if strings.TrimSpace(body) != string(wb) {
+		t.Fatalf("list body\n%s\nwant\n%s", body, wb)
 	}
 }

@@ -78,7 +78,6 @@ func (f *fakeController) Connectors() []View {
 	return out
 }
 
-
 func (f *fakeController) Connector(id string) (View, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
