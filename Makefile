@@ -31,7 +31,7 @@ test-go:
 
 fuzz-short:
 	@for f in $$($(GO) test -list 'Fuzz.*' ./config | grep ^Fuzz); do \
-	  echo "fuzz $$f (15s)"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 15s ./config || exit 1; done
+	  echo "fuzz $$f (15s)"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 15s -fuzzminimizetime 200x ./config || exit 1; done
 
 fuzz:
 	@for f in $$($(GO) test -list 'Fuzz.*' ./config | grep ^Fuzz); do \

@@ -16,7 +16,7 @@ make --no-print-directory build >/dev/null
 
 # A previous demo killed hard may have left mounts behind: clean them.
 if [ -d "$D/mnt" ]; then
-  grep -F " $D/mnt/" /proc/self/mounts | awk '{print $2}' | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -F " $D/mnt/" /proc/self/mounts || true; } | awk '{print $2}' | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 fi
 rm -rf "$D"
 mkdir -p "$D"/{etc/connectors.d,etc/secrets,state,cache,run,mnt/s3,minio,sample,log}
@@ -32,12 +32,13 @@ PIDS=()
 cleanup() {
   trap - INT TERM EXIT
   say "stopping"
-  [ -n "${JUPYTER_PID:-}" ] && kill "$JUPYTER_PID" 2>/dev/null && wait "$JUPYTER_PID" 2>/dev/null || true
+  set +e
+  if [ -n "${JUPYTER_PID:-}" ]; then kill "$JUPYTER_PID" 2>/dev/null; wait "$JUPYTER_PID" 2>/dev/null; fi
   if [ -n "${AGENT_PID:-}" ] && kill -0 "$AGENT_PID" 2>/dev/null; then
     kill -TERM "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
   fi
   # Anything the agent could not unmount (it should have): detach it.
-  grep -F " $D/mnt/" /proc/self/mounts | awk '{print $2}' | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  { grep -F " $D/mnt/" /proc/self/mounts || true; } | awk '{print $2}' | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   left=$(grep -cF " $D/mnt/" /proc/self/mounts || true)
