@@ -236,6 +236,12 @@ def test_panel_end_to_end(stack, browser):
         context_menu(page, row(page, "iris.csv"), "Open")
         page.locator(".lm-DockPanel-tabBar .lm-TabBar-tabLabel", has_text="iris.csv").wait_for(timeout=30_000)
 
+        # Show in File Browser: JupyterLab's browser goes there and selects the file.
+        context_menu(page, row(page, "iris.csv"), "Show in File Browser")
+        page.locator(".jp-DirListing-item.jp-mod-selected", has_text="iris.csv").wait_for(timeout=30_000)
+        page.locator('.jp-SideBar .lm-TabBar-tab[data-id="s3mounts-panel"]').click()
+        panel.wait_for(state="visible")
+
         # Live updates: a change made outside the panel (straight on the
         # daemon) arrives through the event stream.
         page.locator('#s3mounts-panel[data-live="true"]').wait_for(timeout=30_000)
