@@ -5,9 +5,12 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -130,5 +133,118 @@ func TestCtlEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(text, m.SecretKey) {
 		t.Fatal("a secret appears in the metrics")
+	}
+}
+
+// TestDaemonAuthzRealUIDs: the real daemon, its [roles] from agent.toml and
+// connector policies from files, called by s3mountctl under real other uids.
+func TestDaemonAuthzRealUIDs(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireBinary(t, "setpriv", false)
+	testenv.RequireBinary(t, "useradd", false)
+	suffix := strconv.Itoa(os.Getpid() % 100000)
+	var cleanups []func()
+	t.Cleanup(func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	})
+	sh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	sockGroup, team := "s3md"+suffix+"-sock", "s3md"+suffix+"-team"
+	for _, g := range []string{sockGroup, team} {
+		sh("groupadd", g)
+		cleanups = append(cleanups, func() { exec.Command("groupdel", g).Run() })
+	}
+	operator, member := "s3md"+suffix+"-op", "s3md"+suffix+"-tm"
+	for u, groups := range map[string]string{operator: sockGroup, member: sockGroup + "," + team} {
+		sh("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", "--groups", groups, u)
+		cleanups = append(cleanups, func() { exec.Command("userdel", u).Run() })
+	}
+
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{AgentTOML: "[roles]\noperator = [\"user:" + operator + "\"]\n"})
+	conn := func(name, extra string) string {
+		return `name = "` + name + `"
+endpoint = "http://127.0.0.1:1"
+bucket = "b-` + name + `"
+mount_name = "` + name + `"
+[credentials]
+anonymous = true
+` + extra
+	}
+	d.WriteConnector("open", conn("open", ""))
+	d.WriteConnector("team", conn("team", "[[access.allow]]\ngroups = [\""+team+"\"]\nactions = [\"view\", \"browse\"]\n"))
+	d.WaitState("open", client.StateInactive)
+	d.WaitState("team", client.StateInactive)
+	// Let the test users reach the socket and the CLI.
+	os.Chmod(d.Dir, 0o755)
+	ctlDir := t.TempDir()
+	os.Chmod(ctlDir, 0o755)
+	b, err := os.ReadFile(d.Ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctlBin := filepath.Join(ctlDir, "s3mountctl")
+	os.WriteFile(ctlBin, b, 0o755)
+	sh("chgrp", sockGroup, d.Socket)
+
+	as := func(u string, args ...string) (string, string, int) {
+		cmd := exec.Command("setpriv", append([]string{"--reuid=" + u, "--regid=" + u, "--init-groups", "--reset-env",
+			ctlBin, "--socket", d.Socket, "--json"}, args...)...)
+		var o, e strings.Builder
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return o.String(), e.String(), code
+	}
+	ids := func(out string) string {
+		var l client.ConnectorList
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			t.Fatalf("list: %v: %q", err, out)
+		}
+		var s []string
+		for _, c := range l.Connectors {
+			s = append(s, c.ID+"="+strings.Join(c.Actions, ","))
+		}
+		return strings.Join(s, " ")
+	}
+	if out, _, _ := as(operator, "list"); ids(out) != "open=view,browse,test,activate,deactivate" {
+		t.Errorf("operator sees %s", ids(out))
+	}
+	if out, _, _ := as(member, "list"); ids(out) != "team=view,browse" {
+		t.Errorf("team member sees %s", ids(out))
+	}
+	for _, tc := range []struct {
+		user string
+		args []string
+		code string
+	}{
+		{operator, []string{"status", "team"}, `"code":"not_found"`},
+		{member, []string{"status", "open"}, `"code":"not_found"`},
+		{member, []string{"activate", "team"}, `"code":"forbidden"`},
+		{member, []string{"test", "team"}, `"code":"forbidden"`},
+		{operator, []string{"metrics"}, `"code":"forbidden"`},
+	} {
+		_, errOut, code := as(tc.user, tc.args...)
+		if code != 1 || !strings.Contains(errOut, tc.code) {
+			t.Errorf("%s %v: exit %d %q, want %s", tc.user, tc.args, code, errOut, tc.code)
+		}
+	}
+	// browse is allowed to the team member: refresh is not refused (the
+	// connector is not mounted, so the daemon may answer another error).
+	if _, errOut, _ := as(member, "refresh", "team"); strings.Contains(errOut, "forbidden") || strings.Contains(errOut, "not_found") {
+		t.Errorf("refresh team as member: %s", errOut)
+	}
+	if _, errOut, code := as(operator, "health"); code != 0 {
+		t.Errorf("health as operator: %d %s", code, errOut)
 	}
 }
