@@ -56,7 +56,7 @@ h=$(hash_of pyproject.toml install.json $(find jupyterlab_s3mounts jupyter-confi
 if ! stamp_ok wheel "$h" || ! "$VENV/bin/python" -c 'import jupyterlab_s3mounts' 2>/dev/null; then
   log "building and installing the wheel"
   rm -rf dist
-  "$VENV/bin/python" -m build --wheel --no-isolation -o dist . >/dev/null
+  out=$("$VENV/bin/python" -m build --wheel --no-isolation -o dist . 2>&1) || { echo "$out" >&2; exit 1; }
   "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --reinstall --no-deps dist/jupyterlab_s3mounts-*.whl
   stamp_set wheel "$h"
 fi
