@@ -7,10 +7,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/s3mounts/s3mounts/agent/cli"
 	"github.com/s3mounts/s3mounts/agent/client"
@@ -166,5 +171,66 @@ func TestCLIUsageAndErrors(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "s3mountctl: cannot reach s3mountd at "+sock+
 		": is the service running? systemctl status s3mountd") {
 		t.Fatalf("list without daemon: %d %q", code, errOut)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestCLIEvents(t *testing.T) {
+	f := newFake(2)
+	s := startAPI(t, f, APIOptions{})
+	var out syncBuffer
+	app := &cli.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out,
+		Getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- app.Run(ctx, []string{"--socket", s.socket, "--json", "events"}) }()
+	for f.subscribers() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	f.setState("c001", client.StateError, true, "boom")
+	for !strings.Contains(out.String(), "\n") {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("events after interrupt: exit %d: %s", code, out.String())
+	}
+	var c client.Connector
+	if err := json.Unmarshal([]byte(strings.SplitN(out.String(), "\n", 2)[0]), &c); err != nil ||
+		c.ID != "c001" || c.State != client.StateError || c.Error != "boom" {
+		t.Fatalf("event line %q (%v)", out.String(), err)
+	}
+}
+
+func TestMetricsHandlerForTCP(t *testing.T) {
+	f := newFake(1)
+	api := NewAPI(APIOptions{Controller: f})
+	srv := httptest.NewServer(api.MetricsHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `s3mounts_connector_state{connector="c000",state="inactive"} 1`) {
+		t.Fatalf("metrics over TCP: %d\n%s", resp.StatusCode, b)
 	}
 }

@@ -40,6 +40,7 @@ Commands:
   pubkey                    print the node's public key (age recipient)
   health                    the daemon's status and version
   metrics                   the daemon's Prometheus metrics (admins only)
+  events                    follow state changes until interrupted (one line, or JSON, each)
 
 Global flags (before or after the command):
   --socket PATH   the daemon's socket [default: $S3MOUNTS_SOCKET or /run/s3mounts/agent.sock]
@@ -124,6 +125,7 @@ func init() {
 		{name: "pubkey", min: 0, max: 0, run: (*App).pubkey, options: keyOptions},
 		{name: "health", min: 0, max: 0, daemon: true, run: (*App).health},
 		{name: "metrics", min: 0, max: 0, daemon: true, run: (*App).metrics},
+		{name: "events", min: 0, max: 0, daemon: true, run: (*App).events},
 	}
 }
 
@@ -269,6 +271,36 @@ func (a *App) metrics(ctx context.Context, _ *flag.FlagSet, _ []string) error {
 	}
 	fmt.Fprint(a.Stdout, text)
 	return nil
+}
+
+func (a *App) events(ctx context.Context, _ *flag.FlagSet, _ []string) error {
+	ev, err := a.client().Events(ctx)
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
+	enc := json.NewEncoder(a.Stdout)
+	for {
+		c, err := ev.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted: the normal end
+			}
+			if errors.Is(err, io.EOF) {
+				return errors.New("s3mountd ended the event stream (stopping or restarting)")
+			}
+			return err
+		}
+		if a.json {
+			enc.Encode(c)
+			continue
+		}
+		msg := ""
+		if c.Error != "" {
+			msg = "  " + c.Error
+		}
+		fmt.Fprintf(a.Stdout, "%s  %s  %s%s\n", time.Now().UTC().Format(time.RFC3339), c.ID, c.State, msg)
+	}
 }
 
 func (a *App) list(ctx context.Context, _ *flag.FlagSet, _ []string) error {
