@@ -433,3 +433,54 @@ anonymous = true
 	}
 	d.Stop()
 }
+
+// TestActivationSurvivesRestart: an activation made through the API
+// survives a stop and start of the agent; a later change of `active` in
+// the file wins over it.
+func TestActivationSurvivesRestart(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	testenv.WaitS3Ready(t, m)
+	m.MakeBucket(t, "ovr", testObjects)
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{AgentTOML: "mount_uid = 0\nmount_gid = 0\n"})
+	off := d.MinIOConnector("o", m, "ovr", "o", false, "")
+	d.WriteConnector("o", off)
+	c := d.WaitState("o", client.StateInactive)
+	if c.Active {
+		t.Fatalf("inactive file shows active: %+v", c)
+	}
+	d.DoJSON("POST", "/v1/connectors/o/activate", &c)
+	if c.State != client.StateMounted || !c.Active {
+		t.Fatalf("after activate: %+v", c)
+	}
+	d.Stop() // unmounts everything
+	if len(d.Mounts()) != 0 {
+		t.Fatalf("mounts after stop: %v", d.Mounts())
+	}
+	d.Restart()
+	d.WaitState("o", client.StateMounted) // the activation persisted
+	if got := readMounted(t, filepath.Join(d.ProjectRoot, "o", "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("after restart: %q", got)
+	}
+	// the file changes active (false -> true -> false): the file wins
+	// (the description shows when the agent has read the middle version)
+	d.WriteConnector("o", d.MinIOConnector("o", m, "ovr", "o", true, `description = "v2"`))
+	d.WaitFor("o", "the active=true version read", func(c client.Connector, ok bool) bool {
+		return ok && c.Description == "v2" && c.State == client.StateMounted
+	})
+	d.WriteConnector("o", off)
+	c = d.WaitState("o", client.StateInactive)
+	if c.Active || len(d.Mounts()) != 0 {
+		t.Fatalf("file's later active=false did not win: %+v, mounts %v", c, d.Mounts())
+	}
+	// and a deactivation through the API of an active file persists too
+	d.WriteConnector("o", d.MinIOConnector("o", m, "ovr", "o", true, ""))
+	d.WaitState("o", client.StateMounted)
+	d.DoJSON("POST", "/v1/connectors/o/deactivate", &c)
+	d.Kill9()
+	d.Restart()
+	c = d.WaitState("o", client.StateInactive)
+	if c.Active || len(d.Mounts()) != 0 {
+		t.Fatalf("API deactivation lost across a restart: %+v, mounts %v", c, d.Mounts())
+	}
+}
