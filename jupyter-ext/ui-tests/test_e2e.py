@@ -311,6 +311,12 @@ def test_panel_end_to_end(stack, browser):
         page.locator(".jp-S3Mounts-banner").wait_for(state="hidden", timeout=120_000)
         page.locator('#s3mounts-panel[data-live="true"]').wait_for(timeout=120_000)
         assert connector(page, "data").locator(".jp-S3Mounts-activate").is_enabled()
+
+        # Restored with the layout: after a reload the panel is open again.
+        page.wait_for_timeout(2000)  # the layout is saved shortly after it changes
+        page.reload()
+        page.locator("#s3mounts-panel").wait_for(state="visible", timeout=90_000)
+        connector(page, "data").wait_for()
         assert not errors, errors
     finally:
         shot(page, "panel-final")
