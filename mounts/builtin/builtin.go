@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +58,7 @@ func (backend) Mount(ctx context.Context, spec mounts.Spec) (mounts.Mount, error
 	if spec.StallTimeout <= 0 {
 		spec.StallTimeout = 10 * time.Second
 	}
+	softMemoryLimit()
 	cl, err := newS3Client(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -284,5 +287,18 @@ func setReadAhead(mountPoint string) {
 	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
 	if err := os.WriteFile(p, []byte(strconv.Itoa(readAheadKB)), 0o644); err != nil {
 		slog.Debug("could not raise the mount's readahead", "path", p, "err", err)
+	}
+}
+
+// softMemoryLimit makes the garbage collector work harder before a mount
+// worker passes ~120 MiB (readahead buffers are capped at 80 MiB, the rest
+// is metadata and SDK garbage). It is a soft limit: never an OOM. Skipped
+// when GOMEMLIMIT is set or someone set a limit already.
+func softMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
+		debug.SetMemoryLimit(120 << 20)
 	}
 }

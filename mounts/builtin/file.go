@@ -275,8 +275,8 @@ func (f *FS) streamParts(ctx context.Context, ws *writeState, st *streamUpload, 
 		st.wg.Add(1)
 		go func() {
 			defer st.wg.Done()
-			defer func() { <-st.sem }()
 			etag, err := f.cl.UploadPart(f.ctx, st.key, st.id, num, io.NewSectionReader(ws.f, off, streamPart), streamPart)
+			<-st.sem // before taking st.mu: a writer may hold it waiting for a slot
 			st.mu.Lock()
 			defer st.mu.Unlock()
 			if err != nil {
@@ -366,13 +366,10 @@ func (n *node) releaseWS() {
 	}
 }
 
-// syncMu serialises uploads of one node (flushes of dup'd handles).
-var syncMu sync.Mutex
-
 // sync uploads the staged content if it changed since the last upload.
 func (n *node) sync(ctx context.Context) syscall.Errno {
-	syncMu.Lock()
-	defer syncMu.Unlock()
+	n.syncMu.Lock()
+	defer n.syncMu.Unlock()
 	n.mu.Lock()
 	ws := n.ws
 	if ws == nil || !ws.dirty || ws.unlinked {

@@ -35,6 +35,7 @@ type node struct {
 	dir  bool
 
 	mu       sync.Mutex
+	syncMu   sync.Mutex // serialises uploads of this file (flushes of dup'd handles)
 	info     entry
 	infoExp  time.Time
 	cachedAs string // ETag whose bytes the kernel page cache holds

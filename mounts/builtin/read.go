@@ -11,7 +11,7 @@ import (
 const (
 	partSize     = 8 << 20 // one readahead GET
 	maxWindow    = 8       // parts in flight per handle at most
-	budgetBuffer = 12      // parts buffered across the mount at most (96 MiB)
+	budgetBuffer = 10      // parts buffered across the mount at most (80 MiB)
 )
 
 // bufBudget is the shared memory pool of readahead buffers: at most max
@@ -60,6 +60,40 @@ type part struct {
 	done  chan struct{}
 	refs  int // readers copying + 1 while in r.parts
 	owner *reader
+
+	// Progress while the GET streams in: readers are served as soon as
+	// their bytes have arrived, not when the whole part has.
+	mu     sync.Mutex
+	avail  int
+	notify chan struct{} // closed and replaced at each progress
+}
+
+// wait blocks until the part holds need bytes or is done; false if ctx ended.
+func (p *part) wait(ctx context.Context, need int) bool {
+	for {
+		p.mu.Lock()
+		if p.avail >= need {
+			p.mu.Unlock()
+			return true
+		}
+		ch := p.notify
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-p.done:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (p *part) progress(avail int) {
+	p.mu.Lock()
+	p.avail = avail
+	close(p.notify)
+	p.notify = make(chan struct{})
+	p.mu.Unlock()
 }
 
 // reader serves reads of one open file: sequential access gets a growing
@@ -122,11 +156,11 @@ func (r *reader) startLocked(idx int64, must bool) *part {
 	} else if buf = r.fsys.budget.get(must); buf == nil {
 		return nil
 	}
-	p := &part{idx: idx, buf: buf, done: make(chan struct{}), refs: 1, owner: r}
+	p := &part{idx: idx, buf: buf, done: make(chan struct{}), refs: 1, owner: r, notify: make(chan struct{})}
 	r.parts[idx] = p
 	go func() {
 		defer close(p.done)
-		got, err := r.fsys.cl.GetRange(r.ctx, r.key, r.etag, off, buf[:n])
+		got, err := r.fetch(p, off, buf[:n])
 		if errors.Is(err, io.EOF) && got < n {
 			// The object is shorter than when it was opened: it changed.
 			err = errChanged
@@ -136,6 +170,29 @@ func (r *reader) startLocked(idx int64, must bool) *part {
 		p.n, p.err = got, err
 	}()
 	return p
+}
+
+// fetch streams one part into buf, announcing progress every 256 KiB.
+func (r *reader) fetch(p *part, off int64, buf []byte) (int, error) {
+	body, err := r.fsys.cl.GetStream(r.ctx, r.key, r.etag, off, int64(len(buf)))
+	if err != nil {
+		return 0, err
+	}
+	defer body.Close()
+	got := 0
+	for got < len(buf) {
+		end := min(got+256<<10, len(buf))
+		n, err := io.ReadFull(body, buf[got:end])
+		got += n
+		if err != nil {
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			return got, err
+		}
+		p.progress(got)
+	}
+	return got, nil
 }
 
 var errChanged = errors.New("the object changed while open")
@@ -214,10 +271,18 @@ func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	var errno syscall.Errno
 	done := 0
 	for _, p := range want {
-		select {
-		case <-p.done:
-		case <-ctx.Done():
+		pOff := p.idx * partSize
+		need := int(min(end, pOff+partSize) - pOff)
+		if !p.wait(ctx, need) {
 			errno = syscall.EINTR
+		}
+		p.mu.Lock()
+		avail := p.avail
+		p.mu.Unlock()
+		if avail >= need {
+			// Served from what has arrived; the rest is still streaming.
+			done += copy(dest[max(off, pOff)-off:], p.buf[max(off, pOff)-pOff:need])
+			continue
 		}
 		if errno == 0 && p.err != nil {
 			if errors.Is(p.err, errChanged) {
@@ -237,7 +302,7 @@ func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	}
 	r.mu.Lock()
 	for _, p := range want {
-		if errno != 0 && r.parts[p.idx] == p && p.err != nil {
+		if errno != 0 && r.parts[p.idx] == p && isDone(p) && p.err != nil {
 			delete(r.parts, p.idx) // a later read retries
 			r.unrefLocked(p)
 		}
@@ -248,4 +313,13 @@ func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, sysca
 		return 0, errno
 	}
 	return done, 0
+}
+
+func isDone(p *part) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }

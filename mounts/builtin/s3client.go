@@ -45,6 +45,9 @@ type ObjectClient interface {
 	Head(ctx context.Context, key string) (ObjInfo, error)
 	// GetRange reads len(p) bytes at off; ifMatch ("" for any) pins the ETag.
 	GetRange(ctx context.Context, key, ifMatch string, off int64, p []byte) (int, error)
+	// GetStream opens [off, off+n) for reading; the body is bounded by the
+	// same deadline, and Close ends the request.
+	GetStream(ctx context.Context, key, ifMatch string, off, n int64) (io.ReadCloser, error)
 	Put(ctx context.Context, key string, body io.ReadSeeker, size int64) (ObjInfo, error)
 	CreateMultipart(ctx context.Context, key string) (string, error)
 	UploadPart(ctx context.Context, key, uploadID string, num int32, body io.ReadSeeker, size int64) (string, error)
@@ -163,6 +166,35 @@ func (s *s3Client) GetRange(ctx context.Context, key, ifMatch string, off int64,
 		err = io.EOF
 	}
 	return n, err
+}
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+func (s *s3Client) GetStream(ctx context.Context, key, ifMatch string, off, n int64) (io.ReadCloser, error) {
+	ctx, cancel := s.ctx(ctx)
+	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &key,
+		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))}
+	if ifMatch != "" {
+		in.IfMatch = aws.String(ifMatch)
+	}
+	out, err := s.c.GetObject(ctx, in)
+	if err != nil {
+		cancel()
+		if code(err) == "InvalidRange" {
+			return nil, io.EOF
+		}
+		return nil, err
+	}
+	return cancelBody{out.Body, cancel}, nil
 }
 
 func (s *s3Client) Put(ctx context.Context, key string, body io.ReadSeeker, size int64) (ObjInfo, error) {

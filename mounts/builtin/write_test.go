@@ -187,3 +187,39 @@ func TestWritePath(t *testing.T) {
 		t.Fatal("content lost in directory rename")
 	}
 }
+
+// A long sequential write keeps more parts in flight than the upload
+// window allows: writers wait for a slot, nothing deadlocks, every byte
+// arrives.
+func TestLargeStreamedWrite(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "stream", nil)
+	dir, _ := mount(t, m.Spec("stream"))
+	chunk := randomBytes(t, 1<<20)
+	const chunks = 200
+	f, err := os.Create(filepath.Join(dir, "long.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < chunks; i++ {
+		chunk[0] = byte(i)
+		if _, err := f.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := getObject(t, m.Client(t), "stream", "long.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "size", len(got), chunks<<20)
+	for i := 0; i < chunks; i++ {
+		part := got[i<<20 : (i+1)<<20]
+		if part[0] != byte(i) || part[1:] != string(chunk[1:]) {
+			t.Fatalf("chunk %d differs", i)
+		}
+	}
+}
