@@ -317,6 +317,15 @@ def test_panel_end_to_end(stack, browser):
         page.reload()
         page.locator("#s3mounts-panel").wait_for(state="visible", timeout=90_000)
         connector(page, "data").wait_for()
+
+        # Dark theme: the panel follows JupyterLab's CSS variables.
+        light = page.evaluate("getComputedStyle(document.querySelector('#s3mounts-panel')).backgroundColor")
+        page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+        page.wait_for_function(
+            "b => getComputedStyle(document.querySelector('#s3mounts-panel')).backgroundColor !== b", arg=light,
+            timeout=30_000)
+        page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=30_000)
+        shot(page, "panel-dark")
         assert not errors, errors
     finally:
         shot(page, "panel-final")
