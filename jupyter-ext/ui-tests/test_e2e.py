@@ -313,7 +313,10 @@ def test_panel_end_to_end(stack, browser):
         assert connector(page, "data").locator(".jp-S3Mounts-activate").is_enabled()
 
         # Restored with the layout: after a reload the panel is open again.
-        page.wait_for_timeout(2000)  # the layout is saved shortly after it changes
+        def saved():
+            r = httpx.get(f"{lab.url}/lab/api/workspaces/default?token={TOKEN}", timeout=5)
+            return r.status_code == 200 and "s3mounts-panel" in r.text
+        harness._wait(saved, "the workspace holding the panel", 60)
         page.reload()
         page.locator("#s3mounts-panel").wait_for(state="visible", timeout=90_000)
         connector(page, "data").wait_for()
