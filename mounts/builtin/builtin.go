@@ -105,6 +105,9 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 			// Replies come from memory; splice only costs a failed pipe resize
 			// per 1 MiB read.
 			DisableSplice: true,
+			// O_TRUNC reaches Open (else the kernel strips it and sends a
+			// setattr afterwards, and open would first download the object).
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
 		},
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,

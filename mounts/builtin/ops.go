@@ -308,8 +308,17 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 			own = true
 		}
 		n.mu.Lock()
-		ws.st.breakOff()
+		same := ws.size == int64(size)
+		if !same {
+			ws.st.breakOff()
+		}
 		n.mu.Unlock()
+		if same && !own {
+			// O_TRUNC arrives as open + setattr(size 0): nothing to do,
+			// and a streamed upload must go on.
+			n.attrOut(&out.Attr)
+			return 0
+		}
 		if err := ws.f.Truncate(int64(size)); err != nil {
 			if own {
 				n.releaseWS()
