@@ -176,3 +176,39 @@ async def test_events_streamed_through(jp_fetch, jp_base_url, jp_http_port, jp_a
     finally:
         task.cancel()
         await asyncio.get_running_loop().run_in_executor(None, lambda: daemon.request("POST", "/v1/connectors/rwdata/deactivate"))
+
+
+def daemon_connections(sock) -> int:
+    """Connected sockets on the daemon's side of its API socket (/proc/net/unix)."""
+    n = 0
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == str(sock) and fields[5] == "03":
+                n += 1
+    return n
+
+
+async def test_events_stream_closed_upstream_when_browser_leaves(jp_fetch, jp_base_url, jp_http_port, jp_auth_header, daemon):
+    """A browser that goes away does not leave a stream open on the daemon."""
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}s3mounts/api/v1/events"
+
+    async def settle(want, timeout=10.0):
+        deadline = asyncio.get_running_loop().time() + timeout
+        while daemon_connections(daemon.socket) != want:
+            if asyncio.get_running_loop().time() > deadline:
+                return daemon_connections(daemon.socket)
+            await asyncio.sleep(0.05)
+        return want
+
+    before = daemon_connections(daemon.socket)
+    async with httpx.AsyncClient(timeout=None) as c:
+        async with c.stream("GET", url, headers=jp_auth_header) as r:
+            assert r.status_code == 200
+            async for line in r.aiter_lines():
+                if line.startswith(":"):
+                    break  # the daemon's opening comment came through
+            assert await settle(before + 1) == before + 1
+    # The browser's side is closed: Jupyter closes its stream to the daemon.
+    assert await settle(before) == before
