@@ -596,9 +596,32 @@ export class S3MountsPanel extends Widget {
     this._renderEntries();
   }
 
+  /** Open JupyterLab's context menu on the selected row (keyboard users). */
+  private _contextMenuOnSelected(): void {
+    const row = this._rows.get(this._selected);
+    if (!row) {
+      return;
+    }
+    const r = row.getBoundingClientRect();
+    row.dispatchEvent(
+      new MouseEvent('contextmenu', {
+        bubbles: true,
+        cancelable: true,
+        clientX: r.left + 24,
+        clientY: r.bottom
+      })
+    );
+  }
+
   private _onKey(ev: KeyboardEvent): void {
     const page = Math.max(1, Math.floor(this._scroller.clientHeight / ROW_HEIGHT) - 1);
     const i = this._selected;
+    if (ev.key === 'ContextMenu' || (ev.key === 'F10' && ev.shiftKey)) {
+      ev.preventDefault();
+      ev.stopPropagation();
+      this._contextMenuOnSelected();
+      return;
+    }
     switch (ev.key) {
       case 'ArrowDown':
         this._select(i + 1);

@@ -225,6 +225,11 @@ def test_panel_end_to_end(stack, browser):
         page.wait_for_function("document.querySelectorAll('.jp-S3Mounts-entry').length === 1")
         page.fill(".jp-S3Mounts-filter", "")
         page.locator(".jp-S3Mounts-list").focus()
+        page.keyboard.press("End")
+        page.keyboard.press("Shift+F10")  # the context menu, from the keyboard
+        page.locator(".lm-Menu-item", has_text="Copy path").first.wait_for(state="visible")
+        page.keyboard.press("Escape")
+        page.locator(".jp-S3Mounts-list").focus()
         page.keyboard.press("Home")
         page.keyboard.press("Enter")  # into sub/
         row(page, "deep.json").wait_for()
