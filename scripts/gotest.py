@@ -31,7 +31,8 @@ for line in sys.stdin:
         sys.stdout.write("".join(out[key]))
     elif act == "skip" and test:
         skipped += 1
-        reason = [l.strip() for l in out[key] if "SKIP" in l or "skip" in l.lower()]
+        reason = [l.strip() for l in out[key]
+                  if ("SKIP" in l or "skip" in l.lower()) and not l.lstrip().startswith("--- SKIP")]
         skips.append(f"{pkg} {test}: {reason[-1] if reason else ''}")
     elif act == "fail" and not test:
         if not any(n.startswith(pkg + " ") for n in failed_names):
