@@ -39,7 +39,8 @@ type attr struct {
 	expires time.Time
 }
 
-// metaCache holds metadata with TTLs and bounded memory: at most maxAttrs
+// metaCache holds metadata with TTLs and bounded memory (~50 MiB at most):
+// at most maxAttrs
 // single entries (positive and negative) and maxListed entries across all
 // cached directory listings. A directory bigger than that is streamed from
 // S3 every time and never cached whole.
@@ -56,7 +57,7 @@ type metaCache struct {
 }
 
 func newMetaCache(ttl, negTTL time.Duration) *metaCache {
-	return &metaCache{ttl: ttl, negTTL: negTTL, maxAttrs: 200_000, maxListed: 1_000_000,
+	return &metaCache{ttl: ttl, negTTL: negTTL, maxAttrs: 200_000, maxListed: 300_000,
 		attrs: map[string]attr{}, neg: map[string]time.Time{}, dirs: map[string]*listing{}}
 }
 

@@ -142,8 +142,18 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	return &fuse.DirEntry{Name: e.name, Mode: mode}, 0
 }
 
+// plusLimit is how many entries of one listing get an inode through
+// READDIRPLUS; later ones go to the kernel as plain entries (looked up one by
+// one if asked), so that a directory of millions of entries does not pin
+// millions of inodes in this process and the kernel.
+var plusLimit = 200_000
+
 // Lookup answers READDIRPLUS for the entry just produced, from the listing.
 func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if d.base+d.pos > plusLimit {
+		// A zero node id: the kernel takes it as a plain directory entry.
+		return nil, syscall.ENOENT
+	}
 	if d.last.name != name {
 		return d.n.Lookup(ctx, name, out)
 	}

@@ -247,6 +247,25 @@ func TestBigDirectoryAndListerAndCache(t *testing.T) {
 		}
 	}
 
+	// Past the READDIRPLUS inode limit entries are plain, and stat still works.
+	restore := builtin.SetPlusLimit(100)
+	if err := mnt.(mounts.Refresher).Refresh("flat"); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "flat"))
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "entries past the plus limit", len(ents), n)
+	for _, e := range ents[n-5:] {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "size past the plus limit", info.Size(), int64(len(e.Name())))
+	}
+
 	l := mnt.(mounts.Lister)
 	var all []mounts.Entry
 	cursor := ""
@@ -289,7 +308,7 @@ func TestBigDirectoryAndListerAndCache(t *testing.T) {
 	if err := mnt.(mounts.Refresher).Refresh(""); err != nil {
 		t.Fatal(err)
 	}
-	ents, err := os.ReadDir(filepath.Join(dir, "flat"))
+	ents, err = os.ReadDir(filepath.Join(dir, "flat"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,9 @@
+package builtin
+
+// SetPlusLimit lowers the READDIRPLUS inode limit for a test; the returned
+// func restores it.
+func SetPlusLimit(n int) func() {
+	old := plusLimit
+	plusLimit = n
+	return func() { plusLimit = old }
+}
