@@ -169,6 +169,15 @@ func Run(ctx context.Context, o Options) error {
 	rec.onChange = updateStatus
 	rec.mu.Unlock()
 
+	// The watcher starts before the first load so that no change made
+	// while the agent starts is missed (its re-reads wait for adoption).
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	w := &watcher{dirs: []string{a.ConnectorsDir, a.SecretsDir}, resync: a.ResyncInterval, reload: rec.Load, log: log,
+		started: make(chan struct{})}
+	go w.run(wctx)
+	<-w.started
+
 	startCtx, startCancel := context.WithTimeout(ctx, 2*time.Minute)
 	rec.Start(startCtx)
 	startCancel()
@@ -176,10 +185,6 @@ func Run(ctx context.Context, o Options) error {
 	sdNotify(log, daemon.SdNotifyReady)
 	log.Info("ready", "connectors", len(rec.Connectors()), "mounted", rec.MountedCount())
 
-	wctx, wcancel := context.WithCancel(context.Background())
-	defer wcancel()
-	w := &watcher{dirs: []string{a.ConnectorsDir, a.SecretsDir}, resync: a.ResyncInterval, reload: rec.Load, log: log}
-	go w.run(wctx)
 	go watchdog(wctx, log, func() bool {
 		ok := make(chan struct{})
 		go func() { rec.mu.Lock(); rec.mu.Unlock(); close(ok) }()

@@ -117,6 +117,7 @@ func endToEnd(t *testing.T, backend string) {
 	mp := filepath.Join(d.ProjectRoot, "datasets")
 
 	// 1. drop an active connector file: the bucket's objects appear
+	t.Logf("%s step 1: drop an active connector file: the bucket's objects appear", time.Now().Format("15:04:05.000"))
 	d.WriteConnector("data", good)
 	c := d.WaitState("data", client.StateMounted)
 	if c.MountPath != mp {
@@ -148,6 +149,7 @@ func endToEnd(t *testing.T, backend string) {
 	}
 
 	// 2. break the file: the mount survives, the state names file:line
+	t.Logf("%s step 2: break the file: the mount survives, the state names file:line", time.Now().Format("15:04:05.000"))
 	d.WriteConnector("data", "name = \"broken\"\nendpoint = \"x\"\nbucket = = \"data\"\n")
 	c = d.WaitFor("data", "a file:line error", func(c client.Connector, ok bool) bool {
 		return ok && c.State == client.StateError && c.Error != ""
@@ -167,6 +169,7 @@ func endToEnd(t *testing.T, backend string) {
 	}
 
 	// 3. fix it: mounted again, same worker (spec unchanged)
+	t.Logf("%s step 3: fix it: mounted again, same worker (spec unchanged)", time.Now().Format("15:04:05.000"))
 	d.WriteConnector("data", good)
 	d.WaitFor("data", "mounted without error", func(c client.Connector, ok bool) bool {
 		return ok && c.State == client.StateMounted && c.Error == ""
@@ -176,6 +179,7 @@ func endToEnd(t *testing.T, backend string) {
 	}
 
 	// 3b. the secret file rewritten with the same value: untouched;
+	t.Logf("%s step 3b: the secret file rewritten with the same value: untouched;", time.Now().Format("15:04:05.000"))
 	// rotated: remounted with the new secret (a wrong one fails, visibly)
 	d.WriteSecret("data-key", m.SecretKey)
 	time.Sleep(500 * time.Millisecond) // debounce + re-read
@@ -205,6 +209,7 @@ func endToEnd(t *testing.T, backend string) {
 	}
 
 	// 4. deactivate a busy mount through the API: detached lazily, said
+	t.Logf("%s step 4: deactivate a busy mount through the API: detached lazily, said", time.Now().Format("15:04:05.000"))
 	// in error, the open file keeps working; then activate again
 	busy, err := os.Open(filepath.Join(mp, "hello.txt"))
 	if err != nil {
@@ -237,6 +242,7 @@ func endToEnd(t *testing.T, backend string) {
 	pid = d.WorkerPids()["data"]
 
 	// 5. kill -9 the daemon: the mount keeps serving; a restart adopts it
+	t.Logf("%s step 5: kill -9 the daemon: the mount keeps serving; a restart adopts it", time.Now().Format("15:04:05.000"))
 	d.Kill9()
 	if got := readMounted(t, filepath.Join(mp, "hello.txt")); got != testObjects["hello.txt"] {
 		t.Fatalf("mount stopped serving when the daemon died: %q", got)
@@ -254,6 +260,7 @@ func endToEnd(t *testing.T, backend string) {
 	}
 
 	// 5b. a restart while the file is broken keeps the working mount
+	t.Logf("%s step 5b: a restart while the file is broken keeps the working mount", time.Now().Format("15:04:05.000"))
 	d.Kill9()
 	d.WriteConnector("data", "name = \"broken\"\nbucket = = \"data\"\n")
 	d.Restart()
@@ -276,6 +283,7 @@ func endToEnd(t *testing.T, backend string) {
 	}
 
 	// 6. kill -9 the worker: restarted with backoff, the state says why
+	t.Logf("%s step 6: kill -9 the worker: restarted with backoff, the state says why", time.Now().Format("15:04:05.000"))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +303,56 @@ func endToEnd(t *testing.T, backend string) {
 		t.Fatalf("%s mounted %d times after the worker restart", mp, n)
 	}
 
+	// 6b. daemon and worker both killed: the restart cleans the dead mount
+	t.Logf("%s step 6b: daemon and worker both killed: the restart cleans the dead mount", time.Now().Format("15:04:05.000"))
+	// and mounts again, once
+	d.Kill9()
+	syscall.Kill(np, syscall.SIGKILL)
+	for procAlive(np) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.Restart()
+	d.WaitState("data", client.StateMounted)
+	if p := d.WorkerPids()["data"]; p == np || p == 0 {
+		t.Fatalf("no new worker after both were killed: %d", p)
+	}
+	if got := readMounted(t, filepath.Join(mp, "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("after restart over a dead mount: %q", got)
+	}
+	if n := countMounts(d.Mounts(), mp); n != 1 {
+		t.Fatalf("%s mounted %d times after restart over a dead mount", mp, n)
+	}
+	np = d.WorkerPids()["data"]
+
+	// 6c. the file deleted while the daemon is down: the restart stops the
+	t.Logf("%s step 6c: the file deleted while the daemon is down: the restart stops the", time.Now().Format("15:04:05.000"))
+	// unwanted worker
+	d.Kill9()
+	d.RemoveConnector("data")
+	d.Restart()
+	if _, ok := d.Connector("data"); ok {
+		t.Fatal("deleted connector still listed after restart")
+	}
+	// (the API answers while the restart is still adopting and stopping)
+	deadline := time.Now().Add(30 * time.Second)
+	for countMounts(d.Mounts(), mp) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if countMounts(d.Mounts(), mp) != 0 {
+		t.Fatalf("unwanted mount kept after restart: %v", d.Mounts())
+	}
+	for procAlive(np) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if procAlive(np) {
+		t.Fatalf("unwanted worker %d still running after restart", np)
+	}
+	d.WriteConnector("data", good)
+	d.WaitState("data", client.StateMounted)
+	np = d.WorkerPids()["data"]
+
 	// 7. delete the file: unmounted and gone
+	t.Logf("%s step 7: delete the file: unmounted and gone", time.Now().Format("15:04:05.000"))
 	d.RemoveConnector("data")
 	d.WaitState("data", "")
 	if countMounts(d.Mounts(), mp) != 0 {
@@ -306,6 +363,7 @@ func endToEnd(t *testing.T, backend string) {
 	}
 
 	// 8. SIGTERM: exit 0, no mount left
+	t.Logf("%s step 8: SIGTERM: exit 0, no mount left", time.Now().Format("15:04:05.000"))
 	d.WriteConnector("data", good)
 	d.WaitState("data", client.StateMounted)
 	np = d.WorkerPids()["data"]
@@ -313,7 +371,7 @@ func endToEnd(t *testing.T, backend string) {
 	if left := d.Mounts(); len(left) != 0 {
 		t.Fatalf("mounts left after SIGTERM: %v", left)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for procAlive(np) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

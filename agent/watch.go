@@ -24,12 +24,21 @@ type watcher struct {
 	resync time.Duration
 	reload func()
 	log    *slog.Logger
+	// started, if not nil, is closed once the watches are in place.
+	started chan struct{}
+}
+
+func (w *watcher) markStarted() {
+	if w.started != nil {
+		close(w.started)
+	}
 }
 
 func (w *watcher) run(ctx context.Context) error {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		w.log.Error("file watching unavailable; relying on the periodic resync", "err", err)
+		w.markStarted()
 		return w.poll(ctx)
 	}
 	defer fw.Close()
@@ -63,6 +72,7 @@ func (w *watcher) run(ctx context.Context) error {
 		}
 	}
 	ensure()
+	w.markStarted()
 	isTarget := func(p string) bool {
 		for _, d := range w.dirs {
 			if p == d || filepath.Dir(p) == d {

@@ -214,6 +214,7 @@ func (h *Handle) watch() {
 	var endErr error
 	req, _ := http.NewRequest("GET", "http://worker/v1/wait", nil)
 	resp, err := h.hc.Do(req)
+	h.log.Debug("watching mount worker", "connector", h.ID, "pid", h.PID, "err", err)
 	close(h.ready)
 	if err != nil {
 		endErr = fmt.Errorf("mount worker unreachable: %v", err)
@@ -245,6 +246,7 @@ func (h *Handle) watch() {
 	h.mu.Lock()
 	h.endErr = endErr
 	h.mu.Unlock()
+	h.log.Debug("mount worker gone", "connector", h.ID, "pid", h.PID, "reason", endErr)
 	close(h.done)
 }
 
@@ -341,6 +343,7 @@ func (h *Handle) WaitMounted(ctx context.Context) error {
 func (h *Handle) Unmount(ctx context.Context) (lazy bool, err error) {
 	var res UnmountResult
 	cerr := h.call(ctx, "POST", "/v1/unmount", &res)
+	h.log.Debug("asked mount worker to unmount", "connector", h.ID, "pid", h.PID, "lazy", res.Lazy, "err", cerr)
 	if cerr != nil {
 		select {
 		case <-h.done: // already gone: nothing mounted by it any more

@@ -523,7 +523,9 @@ func (d *Daemon) cleanup() {
 	if err := d.stop(); err != nil {
 		d.t.Errorf("cleanup: %v", err)
 	}
-	if d.t.Failed() {
+	if os.Getenv("S3MOUNTS_DAEMON_LOG") == "1" {
+		d.t.Logf("s3mountd log (%s):\n%s", d.LogPath, d.Log())
+	} else if d.t.Failed() {
 		d.t.Logf("s3mountd log (%s):\n%s", d.LogPath, tail(d.Log(), 150))
 	}
 	// Workers a failed test left behind, then mounts.
