@@ -64,6 +64,7 @@ func main() {
 	dir := flag.String("dir", ".bench", "work directory (MinIO data is kept here between runs)")
 	only := flag.String("only", "builtin,s3fs,geesefs", "mounts to measure")
 	jsonOut := flag.String("json", "", "write results as JSON here")
+	flag.DurationVar(&latency, "latency", 0, "one-way delay added by a proxy between every client and MinIO (e.g. 10ms: 20 ms round trips)")
 	flag.IntVar(&repeat, "repeat", 3, "rounds; each case reports its best round (s3fs and geesefs run one round)")
 	flag.Parse()
 	abs, _ := filepath.Abs(*dir)
@@ -115,6 +116,14 @@ func (r *run) main(only []string) error {
 		return err
 	}
 	defer r.stopMinIO()
+	if latency > 0 {
+		ep, err := latencyProxy(strings.TrimPrefix(r.endpoint, "http://"), latency)
+		if err != nil {
+			return err
+		}
+		log.Printf("latency: %v each way through %s", latency, ep)
+		r.endpoint = ep
+	}
 	spec := r.spec()
 	c, err := s3conn.NewClient(context.Background(), spec, s3conn.Options{MaxConnsPerHost: 64})
 	if err != nil {
@@ -135,7 +144,66 @@ func (r *run) main(only []string) error {
 	return nil
 }
 
-var repeat = 3
+var (
+	repeat  = 3
+	latency time.Duration
+)
+
+// latencyProxy forwards TCP to upstream and delivers every chunk, in each
+// direction, delay after it arrived: latency without a bandwidth cap (no
+// netem on these machines).
+func latencyProxy(upstream string, delay time.Duration) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	pipe := func(dst, src net.Conn) {
+		type chunk struct {
+			at   time.Time
+			data []byte
+		}
+		ch := make(chan chunk, 1024)
+		go func() {
+			defer close(ch)
+			for {
+				buf := make([]byte, 256<<10)
+				n, err := src.Read(buf)
+				if n > 0 {
+					ch <- chunk{time.Now(), buf[:n]}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		for c := range ch {
+			time.Sleep(time.Until(c.at.Add(delay)))
+			if _, err := dst.Write(c.data); err != nil {
+				break
+			}
+		}
+		dst.Close()
+		src.Close()
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				u, err := net.Dial("tcp", upstream)
+				if err != nil {
+					c.Close()
+					return
+				}
+				go pipe(u, c)
+				go pipe(c, u)
+			}()
+		}
+	}()
+	return "http://" + l.Addr().String(), nil
+}
 
 // lsFloor measures `ls -l` of 100k empty files on tmpfs: what no network
 // filesystem can beat on this machine.
