@@ -111,7 +111,20 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	n.cachedAs = e.etag
 	n.mu.Unlock()
-	return &fileHandle{n: n, r: newReader(f, f.key(n.rel()), e.etag, e.size)}, fuseFlags, 0
+	rel := n.rel()
+	r := newReader(f, f.key(rel), e.etag, e.size)
+	r.keepCache = fuseFlags&fuse.FOPEN_KEEP_CACHE != 0
+	r.onChanged = func() {
+		n.mu.Lock()
+		n.infoExp = time.Time{}
+		n.cachedAs = ""
+		n.mu.Unlock()
+		f.meta.changed(rel)
+		// The kernel's size and pages are stale too. Asynchronously: a
+		// read of this inode holds pages the invalidation waits for.
+		go n.NotifyContent(0, 0)
+	}
+	return &fileHandle{n: n, r: r}, fuseFlags, 0
 }
 
 // acquireWS returns the node's write state, creating it (and loading the

@@ -457,3 +457,35 @@ func TestFreshnessWithinTTL(t *testing.T) {
 	_, err = os.Stat(p("d/b"))
 	equal(t, "deleted object", errnoOf(err), syscall.ENOENT)
 }
+
+// An object overwritten after it was listed but before it was opened: a
+// handle that has served nothing yet re-pins the new version (same size);
+// a new size gives EIO once, and the next open sees the new object.
+func TestChangedBeforeOpen(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "chg", map[string]string{"d/same": "aaaa", "d/grow": "bbbb"})
+	c := m.Client(t)
+	dir, _ := mount(t, m.Spec("chg"))
+	p := func(s string) string { return filepath.Join(dir, s) }
+	equal(t, "listing", strings.Join(readDir(t, p("d")), ","), "grow,same")
+
+	putObject(t, c, "chg", "d/same", []byte("AAAA"))
+	b, err := os.ReadFile(p("d/same"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "re-pinned to the new version", string(b), "AAAA")
+
+	putObject(t, c, "chg", "d/grow", []byte("a longer content"))
+	_, err = os.ReadFile(p("d/grow"))
+	equal(t, "size changed under a stale stat", errnoOf(err), syscall.EIO)
+	var got []byte
+	for i := 0; i < 50; i++ { // the kernel's invalidation is asynchronous
+		if got, err = os.ReadFile(p("d/grow")); err == nil && string(got) == "a longer content" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	equal(t, "next open", string(got), "a longer content")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -111,6 +112,52 @@ type reader struct {
 	streak int   // consecutive sequential reads
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// keepCache: the kernel kept its page cache at open, so its pages may
+	// hold the pinned version; served: bytes have been returned.
+	keepCache bool
+	served    atomic.Bool
+	// onChanged tells the node that the object is no longer what it knew.
+	onChanged func()
+}
+
+func isChanged(err error) bool {
+	return errors.Is(err, errChanged) || code(err) == "PreconditionFailed"
+}
+
+// ReadAt fills dest from off. If the object turns out to have changed
+// since it was pinned and nothing of it has been served yet (and the kernel
+// holds none of its pages), the handle re-pins the new version once, when
+// its size is the same; otherwise EIO: never a mix of versions.
+func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, syscall.Errno) {
+	n, errno, changed := r.readAt(ctx, dest, off)
+	if changed {
+		if r.onChanged != nil {
+			r.onChanged()
+		}
+		if r.served.Load() || r.keepCache {
+			return 0, syscall.EIO
+		}
+		info, err := r.fsys.cl.Head(ctx, r.key)
+		if err != nil || info.Size != r.size {
+			return 0, syscall.EIO
+		}
+		r.mu.Lock()
+		r.etag = info.ETag
+		for idx, p := range r.parts {
+			delete(r.parts, idx)
+			r.unrefLocked(p)
+		}
+		r.mu.Unlock()
+		n, errno, changed = r.readAt(ctx, dest, off)
+		if changed {
+			return 0, syscall.EIO
+		}
+	}
+	if errno == 0 && n > 0 {
+		r.served.Store(true)
+	}
+	return n, errno
 }
 
 func newReader(f *FS, key, etag string, size int64) *reader {
@@ -156,11 +203,12 @@ func (r *reader) startLocked(idx int64, must bool) *part {
 	} else if buf = r.fsys.budget.get(must); buf == nil {
 		return nil
 	}
+	etag := r.etag // r.mu is held
 	p := &part{idx: idx, buf: buf, done: make(chan struct{}), refs: 1, owner: r, notify: make(chan struct{})}
 	r.parts[idx] = p
 	go func() {
 		defer close(p.done)
-		got, err := r.fetch(p, off, buf[:n])
+		got, err := r.fetch(p, etag, off, buf[:n])
 		if errors.Is(err, io.EOF) && got < n {
 			// The object is shorter than when it was opened: it changed.
 			err = errChanged
@@ -173,8 +221,8 @@ func (r *reader) startLocked(idx int64, must bool) *part {
 }
 
 // fetch streams one part into buf, announcing progress every 256 KiB.
-func (r *reader) fetch(p *part, off int64, buf []byte) (int, error) {
-	body, err := r.fsys.cl.GetStream(r.ctx, r.key, r.etag, off, int64(len(buf)))
+func (r *reader) fetch(p *part, etag string, off int64, buf []byte) (int, error) {
+	body, err := r.fsys.cl.GetStream(r.ctx, r.key, etag, off, int64(len(buf)))
 	if err != nil {
 		return 0, err
 	}
@@ -197,10 +245,11 @@ func (r *reader) fetch(p *part, off int64, buf []byte) (int, error) {
 
 var errChanged = errors.New("the object changed while open")
 
-// ReadAt fills dest from off; short only at the end of the object.
-func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, syscall.Errno) {
+// readAt fills dest from off; short only at the end of the object.
+// changed reports that the pinned version is gone.
+func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, syscall.Errno, bool) {
 	if off >= r.size {
-		return 0, 0
+		return 0, 0, false
 	}
 	if int64(len(dest)) > r.size-off {
 		dest = dest[:r.size-off]
@@ -252,23 +301,25 @@ func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, sysca
 			r.unrefLocked(p)
 		}
 	}
+	etag := r.etag
 	r.mu.Unlock()
 
 	if want == nil {
-		n, err := r.fsys.cl.GetRange(ctx, r.key, r.etag, off, dest)
+		n, err := r.fsys.cl.GetRange(ctx, r.key, etag, off, dest)
 		if errors.Is(err, io.EOF) {
 			if n < len(dest) {
-				return n, syscall.EIO
+				return n, syscall.EIO, true
 			}
 			err = nil
 		}
 		if err != nil {
-			return 0, toErrno(err)
+			return 0, toErrno(err), isChanged(err)
 		}
-		return n, 0
+		return n, 0, false
 	}
 
 	var errno syscall.Errno
+	changed := false
 	done := 0
 	for _, p := range want {
 		pOff := p.idx * partSize
@@ -285,8 +336,8 @@ func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, sysca
 			continue
 		}
 		if errno == 0 && p.err != nil {
-			if errors.Is(p.err, errChanged) {
-				errno = syscall.EIO
+			if isChanged(p.err) {
+				errno, changed = syscall.EIO, true
 			} else {
 				errno = toErrno(p.err)
 			}
@@ -310,9 +361,9 @@ func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	}
 	r.mu.Unlock()
 	if errno != 0 {
-		return 0, errno
+		return 0, errno, changed
 	}
-	return done, 0
+	return done, 0, false
 }
 
 func isDone(p *part) bool {
