@@ -81,8 +81,8 @@ func TestDebControlAndContents(t *testing.T) {
 			t.Errorf("control %s = %q, want %q", k, fields[k], v)
 		}
 	}
-	if !strings.Contains(fields["Depends"], "fuse3") || !strings.Contains(fields["Depends"], "libc6 (>= ") {
-		t.Errorf("Depends = %q, want fuse3 and a versioned libc6", fields["Depends"])
+	if !strings.Contains(fields["Depends"], "fuse3") || !strings.Contains(fields["Depends"], "procps") || !strings.Contains(fields["Depends"], "libc6 (>= ") {
+		t.Errorf("Depends = %q, want fuse3, procps (/bin/kill of ExecReload) and a versioned libc6", fields["Depends"])
 	}
 	if desc := fields["Description"]; !strings.Contains(desc, "\n") || len(desc) < 200 {
 		t.Errorf("Description has no long part: %q", desc)
