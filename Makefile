@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/s3mounts/s3mounts/agent.Version=$(VERSION)
 GOTEST_FLAGS ?= -p 2 -timeout 25m
 
-.PHONY: all build setup test test-go test-ext lint fuzz demo bench clean
+.PHONY: all build setup test test-go test-ext lint fuzz demo bench clean deb
 
 all: build
 
@@ -45,6 +45,10 @@ demo: build
 
 bench: build
 	scripts/bench.sh
+
+# The Debian package: dist/s3mounts_<version>_amd64.deb (DEB_VERSION=... to set it).
+deb:
+	scripts/build-deb.sh
 
 clean:
 	rm -rf bin .demo .bench
