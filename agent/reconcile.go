@@ -909,7 +909,9 @@ func (r *reconciler) counts() (mounted, total int) {
 // every file, stops unwanted workers and waits (bounded by ctx) until every
 // connector has had its first step.
 func (r *reconciler) Start(ctx context.Context) {
-	handles := r.sup.Adopt(ctx)
+	// never with ctx: a stop signal during start must not make live
+	// workers look unresponsive (they would be killed)
+	handles := r.sup.Adopt(context.Background())
 	r.cleanStale()
 	r.Load() // connector goroutines wait for r.ready before acting
 
@@ -941,6 +943,11 @@ func (r *reconciler) Start(ctx context.Context) {
 					r.setPhaseLocked(c, client.StateMounted, "")
 					r.mu.Unlock()
 					r.notify()
+					go r.watchWorker(c, h)
+					return
+				}
+				if ctx.Err() != nil {
+					// stopping while it mounts: Close(true) stops it
 					go r.watchWorker(c, h)
 					return
 				}

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -274,5 +275,59 @@ func copyFile(t *testing.T, src, dst string) {
 	}
 	if err := os.WriteFile(dst, b, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSecondSignalExitsAtOnce: while the first SIGTERM's unmounts are in
+// progress (a busy mount retried before the lazy detach), a second SIGTERM
+// exits at once with status 1, leaving the unmount in flight to its worker;
+// the next start and stop clean up whatever is left.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	testenv.RequireFUSE(t)
+	testenv.RequireBinary(t, "s3fs", false)
+	m := testenv.StartMinIO(t)
+	testenv.WaitS3Ready(t, m)
+	m.MakeBucket(t, "twice", testObjects)
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{AgentTOML: "mount_uid = 0\nmount_gid = 0\n"})
+	d.WriteConnector("tw", d.MinIOConnector("tw", m, "twice", "tw", true, `backend = "s3fs"`))
+	d.WaitState("tw", client.StateMounted)
+	// a process with its working directory in the mount keeps it busy
+	busy := exec.Command("sleep", "600")
+	busy.Dir = filepath.Join(d.ProjectRoot, "tw")
+	if err := busy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { busy.Process.Kill(); busy.Wait() }()
+	wpid := d.WorkerPids()["tw"]
+
+	d.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.Log(), "stopping: unmounting every connector") {
+		if time.Now().After(deadline) {
+			t.Fatal("no stop after SIGTERM")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	d.Signal(syscall.SIGTERM)
+	select {
+	case <-d.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("second SIGTERM did not end the daemon")
+	}
+	if !strings.Contains(d.Log(), "second signal") {
+		t.Skipf("SKIP: the first stop finished before the second signal arrived; log:\n%s", d.Log())
+	}
+	var ee *exec.ExitError
+	if err := d.ExitErr(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("forced exit: %v, want exit status 1", err)
+	}
+	_ = wpid // the worker finishes the unmount it was asked for on its own
+	// what the forced exit left is cleaned by the next start's Stop
+	busy.Process.Kill()
+	busy.Wait()
+	d.Restart()
+	d.Stop()
+	if left := d.Mounts(); len(left) != 0 {
+		t.Fatalf("mounts left: %v", left)
 	}
 }

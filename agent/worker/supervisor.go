@@ -119,10 +119,12 @@ func (s *Supervisor) Start(ctx context.Context, spec mounts.Spec) (*Handle, erro
 		syscall.Kill(pid, syscall.SIGKILL)
 		return nil, fmt.Errorf("pass the spec to the mount worker: %w", werr)
 	}
-	// Wait for the control socket to answer with our worker's pid.
+	// Wait for the control socket to answer with our worker's pid. This
+	// ignores ctx (it is bounded by its own deadline): a worker is never
+	// killed half-way through a mount; the caller stops it cleanly.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		st, err := h.Status(ctx)
+		st, err := h.Status(context.Background())
 		if err == nil && st.PID == pid {
 			break
 		}
@@ -130,7 +132,7 @@ func (s *Supervisor) Start(ctx context.Context, spec mounts.Spec) (*Handle, erro
 			<-h.reaped()
 			return nil, fmt.Errorf("mount worker exited at start (%s); see the agent's log for its message", h.exitString())
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGKILL)
 			return nil, errors.New("mount worker did not answer on its control socket within 15s; killed it")
 		}

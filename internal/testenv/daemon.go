@@ -186,6 +186,13 @@ func (d *Daemon) Done() <-chan struct{} {
 	return d.done
 }
 
+// ExitErr is how the daemon's last run ended (nil: exit 0; valid after Done).
+func (d *Daemon) ExitErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
 // Log returns the daemon's (and its workers') log so far.
 func (d *Daemon) Log() string {
 	b, _ := os.ReadFile(d.LogPath)
