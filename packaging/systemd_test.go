@@ -540,4 +540,43 @@ secret_name   = "minio"
 		comm, _ := c.exec("cat", fmt.Sprintf("/proc/%d/cmdline", wpid))
 		t.Errorf("worker pid %d still runs after stop: %q", wpid, comm)
 	}
+
+	// Removing the package with a mount up: prerm stops the agent, which
+	// unmounts; purge removes the node key and caches, keeps the secrets.
+	c.must("systemctl", "start", "s3mountd")
+	c.waitFor("the mount to serve again after start", 60*time.Second, func() (bool, string) {
+		got, err := os.ReadFile(c.host(mnt + "/hello.txt"))
+		if err != nil {
+			return false, err.Error()
+		}
+		return string(got) == hello, fmt.Sprintf("read %q", got)
+	})
+	wpid2 := workerPid()
+	c.must("dpkg", "-r", "s3mounts")
+	if m := c.fuseMounts(root); len(m) != 0 {
+		t.Errorf("mounts left after dpkg -r: %v", m)
+	}
+	if _, err := c.exec("test", "-e", fmt.Sprintf("/proc/%d", wpid2)); err == nil {
+		t.Errorf("worker pid %d still runs after dpkg -r", wpid2)
+	}
+	for _, u := range []string{"s3mountd.service", "s3mountd.socket"} {
+		if s := c.show(u, "ActiveState"); s != "inactive" {
+			t.Errorf("%s is %s after dpkg -r, want inactive", u, s)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "usr/bin/s3mountd")); !os.IsNotExist(err) {
+		t.Errorf("/usr/bin/s3mountd after dpkg -r: %v, want it gone", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "etc/s3mounts/agent.toml")); err != nil {
+		t.Errorf("the conffile must stay after dpkg -r (until purge): %v", err)
+	}
+	c.must("dpkg", "--purge", "s3mounts")
+	for _, d := range []string{"var/lib/s3mounts", "var/cache/s3mounts", "etc/s3mounts/agent.toml"} {
+		if _, err := os.Stat(filepath.Join(c.dir, d)); !os.IsNotExist(err) {
+			t.Errorf("/%s after purge: %v, want it gone", d, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "etc/s3mounts/secrets/minio")); err != nil {
+		t.Errorf("purge removed the administrator's secret: %v", err)
+	}
 }
