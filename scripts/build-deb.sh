@@ -39,7 +39,9 @@ install -d "$STAGE/DEBIAN" "$STAGE/usr/bin" "$STAGE/lib/systemd/system" \
 if [ -n "${S3MOUNTS_BIN:-}" ]; then
   install -m 0755 "$S3MOUNTS_BIN/s3mountd" "$S3MOUNTS_BIN/s3mountctl" "$STAGE/usr/bin/"
 else
-  go build -trimpath -ldflags "-s -w -X github.com/s3mounts/s3mounts/agent.Version=$DEB_VERSION" \
+  # Hardened as Debian builds C: PIE, full RELRO, bind now.
+  CGO_LDFLAGS="${CGO_LDFLAGS:-} -Wl,-z,relro,-z,now" go build -trimpath -buildmode=pie \
+    -ldflags "-s -w -linkmode=external -X github.com/s3mounts/s3mounts/agent.Version=$DEB_VERSION" \
     -o "$STAGE/usr/bin/" ./agent/cmd/s3mountd ./agent/cmd/s3mountctl
   chmod 0755 "$STAGE/usr/bin/s3mountd" "$STAGE/usr/bin/s3mountctl"
 fi
@@ -70,8 +72,8 @@ for d in OPERATIONS.md PACKAGING.md; do
 done
 printf 's3mounts (%s) unstable; urgency=medium\n\n  * Built from %s.\n\n -- s3mounts maintainers <s3mounts@users.noreply.github.com>  %s\n' \
   "$DEB_VERSION" "$(git rev-parse HEAD 2>/dev/null || echo source)" "$(date -R -u)" \
-  | gzip -9n > "$STAGE/usr/share/doc/s3mounts/changelog.Debian.gz"
-chmod 0644 "$STAGE/usr/share/doc/s3mounts/changelog.Debian.gz"
+  | gzip -9n > "$STAGE/usr/share/doc/s3mounts/changelog.gz"
+chmod 0644 "$STAGE/usr/share/doc/s3mounts/changelog.gz"
 
 # Maintainer scripts and control files.
 install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm "$STAGE/DEBIAN/"
