@@ -67,8 +67,15 @@ func Main(args []string, backends map[string]mounts.Backend, version string, log
 		log.Error("spec id does not match --id", "spec_id", spec.ID)
 		return 2
 	}
+	hash := SpecHash(spec)
+	// Private files of this process go in a directory of its own under the
+	// connector's runtime directory: a worker still draining a lazily
+	// detached mount must never remove the files of its successor.
+	if spec.RuntimeDir != "" {
+		spec.RuntimeDir = filepath.Join(spec.RuntimeDir, strconv.Itoa(os.Getpid()))
+	}
 	w := &server{
-		spec: spec, hash: SpecHash(spec), log: log, version: version,
+		spec: spec, hash: hash, log: log, version: version,
 		stateDir: *stateDir, runtimeDir: *runtimeDir,
 		state: StateMounting, since: time.Now(),
 		changed: make(chan struct{}), ended: make(chan struct{}),
@@ -214,7 +221,10 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	srv.Shutdown(ctx) // lets /v1/wait and /v1/unmount answers go out
 	cancel()
-	os.RemoveAll(w.spec.RuntimeDir)
+	if w.spec.RuntimeDir != "" {
+		os.RemoveAll(w.spec.RuntimeDir)
+		os.Remove(filepath.Dir(w.spec.RuntimeDir)) // only if no other worker's
+	}
 	return code
 }
 
