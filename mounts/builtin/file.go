@@ -1,11 +1,13 @@
 package builtin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,19 +33,34 @@ type writeState struct {
 	st *streamUpload
 }
 
-// streamUpload uploads full parts of a sequentially written file as they
-// fill; flush sends the tail and completes. Any other write pattern breaks
-// it, and flush then uploads the staged file whole.
+// streamUpload uploads a file written from empty and strictly sequentially
+// as a multipart upload while it is written: appended bytes go straight into
+// an in-memory part buffer, and each full buffer is uploaded and, in the
+// background, written to the staging file (so that the staging file is
+// complete whenever the stream has to stop). flush sends the tail from
+// memory and completes. Any other write pattern, a read, or a truncate
+// breaks it (breakOff): the staging file is completed first, and flush
+// then uploads the staged file whole.
 type streamUpload struct {
-	key    string
-	id     string
-	sent   int64 // bytes handed to part uploads
-	parts  []types.CompletedPart
-	mu     sync.Mutex
-	wg     sync.WaitGroup
-	sem    chan struct{}
-	err    error
-	broken bool
+	key  string
+	file *os.File // the staging file
+	fsys *FS
+	id   string
+	sent int64 // bytes handed to part uploads
+	// buf holds the bytes [sent, sent+len(buf)) not handed to an upload yet.
+	buf       []byte
+	parts     []types.CompletedPart
+	mu        sync.Mutex
+	wg        sync.WaitGroup // part uploads
+	staged    sync.WaitGroup // background writes of handed-off parts to file
+	err       error
+	stageErr  error
+	broken    bool
+	finishing bool
+
+	spillMu  sync.Mutex
+	spilled  bool
+	spillErr error
 }
 
 // fileHandle is one open file.
@@ -151,7 +168,7 @@ func (n *node) acquireWS(ctx context.Context, trunc bool) (*writeState, syscall.
 	ws := &writeState{f: tmp, refs: 1, mtime: time.Now().UnixNano()}
 	if trunc {
 		ws.dirty = true
-		ws.st = newStream(f.key(n.rel()))
+		ws.st = f.newStream(f.key(n.rel()), tmp)
 	} else if n.info.size > 0 {
 		if errno := f.download(ctx, f.key(n.rel()), n.info.etag, n.info.size, tmp); errno != 0 {
 			tmp.Close()
@@ -196,6 +213,12 @@ func (f *FS) download(ctx context.Context, key, etag string, size int64, w io.Wr
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if h.ws != nil {
+		h.n.mu.Lock()
+		st := h.ws.st
+		h.n.mu.Unlock()
+		if err := st.breakOff(); err != nil {
+			return nil, syscall.EIO
+		}
 		n, err := h.ws.f.ReadAt(dest, off)
 		if err != nil && err != io.EOF {
 			return nil, syscall.EIO
@@ -213,36 +236,93 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	if h.ws == nil {
 		return 0, syscall.EBADF
 	}
-	n, err := h.ws.f.WriteAt(data, off)
+	ws := h.ws
+	h.n.mu.Lock()
+	st := ws.st
+	if st != nil && off == ws.size && st.append(data) {
+		// Appended to the stream's part buffer: no staging write here.
+		ws.size += int64(len(data))
+		ws.dirty = true
+		ws.mtime = time.Now().UnixNano()
+		h.n.mu.Unlock()
+		h.n.fsys.streamParts(ctx, st)
+		return uint32(len(data)), 0
+	}
+	h.n.mu.Unlock()
+	if err := st.breakOff(); err != nil {
+		return 0, syscall.EIO
+	}
+	n, err := ws.f.WriteAt(data, off)
 	if err != nil {
 		return uint32(n), syscall.EIO
 	}
 	h.n.mu.Lock()
-	ws := h.ws
-	st := ws.st
-	brk := off != ws.size
 	ws.size = max(ws.size, off+int64(n))
 	ws.dirty = true
 	ws.mtime = time.Now().UnixNano()
-	size := ws.size
 	h.n.mu.Unlock()
-	if st != nil {
-		if brk {
-			st.breakOff()
-		} else {
-			h.n.fsys.streamParts(ctx, ws, st, size)
-		}
-	}
 	return uint32(n), 0
 }
 
-func (st *streamUpload) breakOff() {
+// append copies data into the part buffer; false when the stream is broken
+// or failed (the caller then writes to the staging file).
+func (st *streamUpload) append(data []byte) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.broken || st.err != nil {
+		return false
+	}
+	for len(data) > 0 {
+		if st.buf == nil {
+			st.buf = st.fsys.getWBuf()
+		}
+		if len(st.buf) >= streamPart {
+			// Full and not handed off yet (streamParts runs right after
+			// each append; another writer got here first): grow past the
+			// part size rather than wait, within bounds.
+			if len(st.buf)+len(data) > 2*streamPart {
+				return false
+			}
+			st.buf = append(st.buf, data...)
+			return true
+		}
+		n := min(len(data), streamPart-len(st.buf))
+		st.buf = append(st.buf, data[:n]...)
+		data = data[n:]
+	}
+	return true
+}
+
+// breakOff ends streaming for good: later writes go to the staging file,
+// and flush uploads it whole. It returns once the staging file holds every
+// byte written so far. Safe on nil and when called again.
+func (st *streamUpload) breakOff() error {
 	if st == nil {
-		return
+		return nil
+	}
+	st.spillMu.Lock()
+	defer st.spillMu.Unlock()
+	if st.spilled {
+		return st.spillErr
 	}
 	st.mu.Lock()
 	st.broken = true
+	buf, off := st.buf, st.sent
+	st.buf = nil
 	st.mu.Unlock()
+	st.staged.Wait()
+	var err error
+	if len(buf) > 0 {
+		_, err = st.file.WriteAt(buf, off)
+		st.fsys.putWBuf(buf)
+	}
+	st.mu.Lock()
+	if err == nil && st.stageErr != nil {
+		err = st.stageErr
+	}
+	st.mu.Unlock()
+	st.spilled, st.spillErr = true, err
+	return err
 }
 
 // discard aborts a stream that will not be completed.
@@ -250,8 +330,12 @@ func (f *FS) discardStream(st *streamUpload) {
 	if st == nil {
 		return
 	}
+	st.mu.Lock()
+	st.broken = true
+	st.mu.Unlock()
 	go func() {
 		st.wg.Wait()
+		st.staged.Wait()
 		if st.id != "" {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -260,36 +344,98 @@ func (f *FS) discardStream(st *streamUpload) {
 	}()
 }
 
-func newStream(key string) *streamUpload {
-	return &streamUpload{key: key, sem: make(chan struct{}, uploadConns)}
+func (f *FS) newStream(key string, file *os.File) *streamUpload {
+	return &streamUpload{key: key, file: file, fsys: f}
 }
 
-// streamPart is the part size of uploads streamed while writing.
-const streamPart = 16 << 20
+const (
+	// streamPart is the part size of uploads streamed while writing.
+	streamPart = 16 << 20
+	// streamSlots bounds the part buffers handed off (uploading or being
+	// staged) across the mount; each stream also fills one more.
+	streamSlots = 4
+)
 
-// streamParts starts uploads of the full parts below size.
-func (f *FS) streamParts(ctx context.Context, ws *writeState, st *streamUpload, size int64) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	for !st.broken && st.err == nil && size-st.sent >= streamPart && len(st.parts) < 9999 {
+func (f *FS) getWBuf() []byte {
+	select {
+	case b := <-f.wbufFree:
+		return b[:0]
+	default:
+		return make([]byte, 0, streamPart)
+	}
+}
+
+func (f *FS) putWBuf(b []byte) {
+	if cap(b) != streamPart {
+		return
+	}
+	select {
+	case f.wbufFree <- b[:0]:
+	default:
+	}
+}
+
+// streamParts hands each full part buffer to an upload and to a
+// background write into the staging file. Writers wait here while
+// streamSlots buffers are in flight mount-wide.
+func (f *FS) streamParts(ctx context.Context, st *streamUpload) {
+	for {
+		st.mu.Lock()
+		if st.broken || st.finishing || st.err != nil || len(st.buf) < streamPart || len(st.parts) >= 9999 {
+			st.mu.Unlock()
+			return
+		}
 		if st.id == "" {
 			id, err := f.cl.CreateMultipart(ctx, st.key)
 			if err != nil {
 				st.err = err
+				st.mu.Unlock()
 				return
 			}
 			st.id = id
+		}
+		buf := st.buf
+		if len(buf) > streamPart {
+			// Grown past a part (see append): the excess starts the next.
+			next := f.getWBuf()
+			next = append(next, buf[streamPart:]...)
+			buf = buf[:streamPart]
+			st.buf = next
+		} else {
+			st.buf = nil
 		}
 		off := st.sent
 		num := int32(len(st.parts) + 1)
 		st.parts = append(st.parts, types.CompletedPart{PartNumber: aws.Int32(num)})
 		st.sent += streamPart
-		st.sem <- struct{}{} // backpressure: at most cap(sem) parts in flight
 		st.wg.Add(1)
+		st.staged.Add(1)
+		st.mu.Unlock()
+
+		f.wslots <- struct{}{} // backpressure, holding no lock
+		var refs atomic.Int32
+		refs.Store(2)
+		release := func() {
+			if refs.Add(-1) == 0 {
+				f.putWBuf(buf)
+				<-f.wslots
+			}
+		}
+		go func() {
+			defer st.staged.Done()
+			defer release()
+			if _, err := st.file.WriteAt(buf, off); err != nil {
+				st.mu.Lock()
+				if st.stageErr == nil {
+					st.stageErr = err
+				}
+				st.mu.Unlock()
+			}
+		}()
 		go func() {
 			defer st.wg.Done()
-			etag, err := f.cl.UploadPart(f.ctx, st.key, st.id, num, io.NewSectionReader(ws.f, off, streamPart), streamPart)
-			<-st.sem // before taking st.mu: a writer may hold it waiting for a slot
+			defer release()
+			etag, err := f.cl.UploadPart(f.ctx, st.key, st.id, num, bytes.NewReader(buf), streamPart)
 			st.mu.Lock()
 			defer st.mu.Unlock()
 			if err != nil {
@@ -303,9 +449,13 @@ func (f *FS) streamParts(ctx context.Context, ws *writeState, st *streamUpload, 
 	}
 }
 
-// finish completes a streamed upload of size bytes; ok=false means the
-// caller must upload the staged file whole instead.
-func (f *FS) finishStream(ctx context.Context, ws *writeState, st *streamUpload, size int64) (ObjInfo, bool, error) {
+// finishStream completes a streamed upload of size bytes (or, when no part
+// was sent yet, PUTs the buffered bytes); ok=false means the caller must
+// upload the staged file whole instead, after st.breakOff().
+func (f *FS) finishStream(ctx context.Context, st *streamUpload, size int64) (ObjInfo, bool, error) {
+	st.mu.Lock()
+	st.finishing = true // no more hand-offs: the rest goes as the tail
+	st.mu.Unlock()
 	st.wg.Wait()
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -316,18 +466,25 @@ func (f *FS) finishStream(ctx context.Context, ws *writeState, st *streamUpload,
 			_ = f.cl.AbortMultipart(actx, st.key, st.id)
 		}
 	}
-	if st.broken || st.id == "" || st.sent > size {
+	if st.broken || st.sent+int64(len(st.buf)) != size {
 		abort()
 		return ObjInfo{}, false, nil
+	}
+	if st.id == "" {
+		if size > putMax {
+			return ObjInfo{}, false, nil
+		}
+		info, err := f.cl.Put(ctx, st.key, bytes.NewReader(st.buf), size)
+		return info, true, err
 	}
 	if st.err != nil {
 		abort()
 		return ObjInfo{}, true, st.err
 	}
 	parts := st.parts
-	if tail := size - st.sent; tail > 0 {
+	if tail := int64(len(st.buf)); tail > 0 {
 		num := int32(len(parts) + 1)
-		etag, err := f.cl.UploadPart(ctx, st.key, st.id, num, io.NewSectionReader(ws.f, st.sent, tail), tail)
+		etag, err := f.cl.UploadPart(ctx, st.key, st.id, num, bytes.NewReader(st.buf), tail)
 		if err != nil {
 			abort()
 			return ObjInfo{}, true, err
@@ -341,6 +498,26 @@ func (f *FS) finishStream(ctx context.Context, ws *writeState, st *streamUpload,
 	}
 	info.Size = size
 	return info, true, nil
+}
+
+// unsent reports that st has handed no part off yet and holds exactly the
+// file's size bytes in memory, few enough for one PUT.
+func (st *streamUpload) unsent(size int64) bool {
+	if st == nil {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return !st.broken && !st.finishing && st.err == nil && st.id == "" && st.sent == 0 &&
+		int64(len(st.buf)) == size && size <= putMax
+}
+
+// putUnsent PUTs the first size bytes of st's buffer, holding st.mu so
+// that the buffer is not handed off meanwhile (appends wait).
+func (f *FS) putUnsent(ctx context.Context, st *streamUpload, size int64) (ObjInfo, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return f.cl.Put(ctx, st.key, bytes.NewReader(st.buf[:size]), size)
 }
 
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
@@ -392,14 +569,34 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 	size := ws.size
 	ws.dirty = false
 	st := ws.st
-	ws.st = nil // a stream is used up by one flush, whatever happens
+	// A flush before any part was sent (e.g. of the just-created, still
+	// empty file, as dd's open+ftruncate or a shell's redirect do) PUTs the
+	// buffered bytes and keeps the stream going; otherwise a stream is used
+	// up by one flush, whatever happens.
+	small := st.unsent(size)
+	if !small {
+		ws.st = nil
+	}
 	n.mu.Unlock()
 	rel := n.rel()
 	var info ObjInfo
 	var err error
 	done := false
-	if st != nil {
-		info, done, err = n.fsys.finishStream(ctx, ws, st, size)
+	if small {
+		info, err = n.fsys.putUnsent(ctx, st, size)
+		done = true
+	} else if st != nil {
+		info, done, err = n.fsys.finishStream(ctx, st, size)
+		// The staging file must hold everything: for the whole upload
+		// below, and for reads and writes after this flush.
+		if serr := st.breakOff(); serr != nil {
+			if done {
+				n.mu.Lock()
+				ws.dirty = true
+				n.mu.Unlock()
+			}
+			return syscall.EIO
+		}
 	}
 	if !done {
 		info, err = n.fsys.upload(ctx, n.fsys.key(rel), ws.f, size)

@@ -21,8 +21,11 @@ type FS struct {
 	meta    *metaCache
 	budget  *bufBudget
 	staging string
-	started time.Time
-	root    *node
+	// Write streams: free part buffers, and slots for those in flight.
+	wbufFree chan []byte
+	wslots   chan struct{}
+	started  time.Time
+	root     *node
 	// ctx ends when the mount ends; S3 calls are also bounded on their own.
 	ctx context.Context
 }

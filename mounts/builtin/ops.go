@@ -41,7 +41,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, syscall.EIO
 	}
 	now := time.Now().UnixNano()
-	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now, st: newStream(f.key(rel))}
+	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now, st: f.newStream(f.key(rel), tmp)}
 	ch := n.newChild(ctx, name, entry{mtime: now})
 	cn := ch.Operations().(*node)
 	cn.mu.Lock()

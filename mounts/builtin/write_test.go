@@ -223,3 +223,82 @@ func TestLargeStreamedWrite(t *testing.T) {
 		}
 	}
 }
+
+// A streamed write keeps its bytes in memory part buffers; reading the file
+// back while it is open, fsync in the middle and writing on afterwards all
+// see (and upload) every byte.
+func TestStreamedWriteReadBackFsync(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "sync", nil)
+	c := m.Client(t)
+	dir, _ := mount(t, m.Spec("sync"))
+	data := randomBytes(t, 52<<20+5)
+	first := 36<<20 + 3 // two full parts and a tail in memory
+
+	f, err := os.OpenFile(filepath.Join(dir, "s.bin"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for off := 0; off < first; off += 1 << 20 {
+		if _, err := f.Write(data[off:min(off+1<<20, first)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := getObject(t, c, "sync", "s.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "object after fsync", got == string(data[:first]), true)
+	// Read back from the open file: bytes from uploaded parts and the tail.
+	for _, off := range []int{0, 16<<20 - 7, 33 << 20, first - 10} {
+		buf := make([]byte, 10)
+		if _, err := f.ReadAt(buf, int64(off)); err != nil {
+			t.Fatalf("read back at %d: %v", off, err)
+		}
+		equal(t, "read back", string(buf), string(data[off:off+10]))
+	}
+	if _, err := f.Write(data[first:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err = getObject(t, c, "sync", "s.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "size", len(got), len(data))
+	equal(t, "object after close", got == string(data), true)
+
+	// A read while the stream is still going breaks it off; the rest
+	// goes to the staged file and the whole object is still right.
+	g, err := os.OpenFile(filepath.Join(dir, "r.bin"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.Write(data[:first]); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	if _, err := g.ReadAt(buf, 20<<20); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "read mid-stream", string(buf), string(data[20<<20:20<<20+100]))
+	if _, err := g.Write(data[first:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err = getObject(t, c, "sync", "r.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "object after broken stream", got == string(data), true)
+}

@@ -66,7 +66,14 @@ func main() {
 	jsonOut := flag.String("json", "", "write results as JSON here")
 	flag.DurationVar(&latency, "latency", 0, "one-way delay added by a proxy between every client and MinIO (e.g. 10ms: 20 ms round trips)")
 	flag.IntVar(&repeat, "repeat", 3, "rounds; each case reports its best round (s3fs and geesefs run one round)")
+	casesFlag := flag.String("cases", "", "measure only these cases (comma-separated: seq_read,rand_4k,ls,cat_find,seq_write); all when empty")
 	flag.Parse()
+	if *casesFlag != "" {
+		onlyCases = map[string]bool{}
+		for _, c := range strings.Split(*casesFlag, ",") {
+			onlyCases[c] = true
+		}
+	}
 	abs, _ := filepath.Abs(*dir)
 	r := &run{dir: abs, results: map[string]map[string]float64{}}
 	if err := r.main(strings.Split(*only, ",")); err != nil {
@@ -133,8 +140,10 @@ func (r *run) main(only []string) error {
 	if err := r.fixtures(); err != nil {
 		return fmt.Errorf("preparing fixtures: %w", err)
 	}
-	if err := r.lsFloor(); err != nil {
-		return err
+	if want("ls") {
+		if err := r.lsFloor(); err != nil {
+			return err
+		}
 	}
 	for round := 0; round < repeat; round++ {
 		if err := r.round(round, only); err != nil {
@@ -147,7 +156,11 @@ func (r *run) main(only []string) error {
 var (
 	repeat  = 3
 	latency time.Duration
+	// onlyCases limits the run to some case groups (-cases); nil: all.
+	onlyCases map[string]bool
 )
+
+func want(group string) bool { return onlyCases == nil || onlyCases[group] }
 
 // latencyProxy forwards TCP to upstream and delivers every chunk, in each
 // direction, delay after it arrived: latency without a bandwidth cap (no
@@ -375,81 +388,91 @@ func (r *run) direct() error {
 	ctx := context.Background()
 	var err error
 	var s float64
-	if s, err = timeIt(func() error { return r.parallelGet(ctx, bigKey, bigSize, 8<<20, 16) }); err != nil {
-		return err
-	}
-	r.set("direct", "seq_read", s)
-	if s, err = timeIt(func() error {
-		out, err := r.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(bigKey)})
-		if err != nil {
+	if want("seq_read") {
+		if s, err = timeIt(func() error { return r.parallelGet(ctx, bigKey, bigSize, 8<<20, 16) }); err != nil {
 			return err
 		}
-		defer out.Body.Close()
-		_, err = io.Copy(io.Discard, out.Body)
-		return err
-	}); err != nil {
-		return err
-	}
-	r.set("direct", "seq_read_1stream", s)
-	if s, err = timeIt(func() error {
-		rng := mrand.New(mrand.NewPCG(1, 2))
-		buf := make([]byte, 4096)
-		for i := 0; i < randReads; i++ {
-			off := rng.Int64N(bigSize - 4096)
-			out, err := r.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(bigKey),
-				Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+4095))})
+		r.set("direct", "seq_read", s)
+		if s, err = timeIt(func() error {
+			out, err := r.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(bigKey)})
 			if err != nil {
 				return err
 			}
-			_, err = io.ReadFull(out.Body, buf)
-			out.Body.Close()
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	r.set("direct", "rand_4k", s)
-	if s, err = timeIt(func() error {
-		n, err := r.rawList(ctx, flatDir+"/", "/")
-		if err == nil && n != flatN {
-			err = fmt.Errorf("listed %d objects, want %d", n, flatN)
-		}
-		return err
-	}); err != nil {
-		return err
-	}
-	for _, c := range []string{"ls_f_first", "ls_l_first", "ls_l_second"} {
-		r.set("direct", c, s)
-	}
-	if s, err = timeIt(func() error {
-		for i := 0; i < smallN; i++ {
-			out, err := r.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(fmt.Sprintf("%s/s%04d", smallDir, i))})
-			if err != nil {
-				return err
-			}
+			defer out.Body.Close()
 			_, err = io.Copy(io.Discard, out.Body)
-			out.Body.Close()
-			if err != nil {
-				return err
-			}
+			return err
+		}); err != nil {
+			return err
 		}
-		return nil
-	}); err != nil {
-		return err
+		r.set("direct", "seq_read_1stream", s)
 	}
-	r.set("direct", "cat_1000_small", s)
-	if s, err = timeIt(func() error { _, err := r.rawList(ctx, treeDir+"/", ""); return err }); err != nil {
-		return err
+	if want("rand_4k") {
+		if s, err = timeIt(func() error {
+			rng := mrand.New(mrand.NewPCG(1, 2))
+			buf := make([]byte, 4096)
+			for i := 0; i < randReads; i++ {
+				off := rng.Int64N(bigSize - 4096)
+				out, err := r.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(bigKey),
+					Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+4095))})
+				if err != nil {
+					return err
+				}
+				_, err = io.ReadFull(out.Body, buf)
+				out.Body.Close()
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		r.set("direct", "rand_4k", s)
 	}
-	r.set("direct", "find_tree_10k", s)
-	data := randomData(bigSize)
-	if s, err = timeIt(func() error { _, err := r.multipartUpload(ctx, "direct-write.bin", data); return err }); err != nil {
-		return err
+	if want("ls") {
+		if s, err = timeIt(func() error {
+			n, err := r.rawList(ctx, flatDir+"/", "/")
+			if err == nil && n != flatN {
+				err = fmt.Errorf("listed %d objects, want %d", n, flatN)
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		for _, c := range []string{"ls_f_first", "ls_l_first", "ls_l_second"} {
+			r.set("direct", c, s)
+		}
 	}
-	r.set("direct", "seq_write", s)
+	if want("cat_find") {
+		if s, err = timeIt(func() error {
+			for i := 0; i < smallN; i++ {
+				out, err := r.c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(fmt.Sprintf("%s/s%04d", smallDir, i))})
+				if err != nil {
+					return err
+				}
+				_, err = io.Copy(io.Discard, out.Body)
+				out.Body.Close()
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		r.set("direct", "cat_1000_small", s)
+		if s, err = timeIt(func() error { _, err := r.rawList(ctx, treeDir+"/", ""); return err }); err != nil {
+			return err
+		}
+		r.set("direct", "find_tree_10k", s)
+	}
+	if want("seq_write") {
+		data := randomData(bigSize)
+		if s, err = timeIt(func() error { _, err := r.multipartUpload(ctx, "direct-write.bin", data); return err }); err != nil {
+			return err
+		}
+		r.set("direct", "seq_write", s)
+	}
 	return nil
 }
 
@@ -582,31 +605,35 @@ func (r *run) measure(who string, mount mounter) error {
 		return nil
 	}
 	// Reads.
-	if err := phase(false, func(m *mounted) error {
-		return timed("seq_read", func() error {
-			return sh(m.dir, "dd if="+bigKey+" of=/dev/null bs=1M status=none")
-		})
-	}); err != nil {
-		return err
+	if want("seq_read") {
+		if err := phase(false, func(m *mounted) error {
+			return timed("seq_read", func() error {
+				return sh(m.dir, "dd if="+bigKey+" of=/dev/null bs=1M status=none")
+			})
+		}); err != nil {
+			return err
+		}
 	}
-	if err := phase(false, func(m *mounted) error {
-		return timed("rand_4k", func() error {
-			f, err := os.Open(filepath.Join(m.dir, bigKey))
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			rng := mrand.New(mrand.NewPCG(3, 4))
-			buf := make([]byte, 4096)
-			for i := 0; i < randReads; i++ {
-				if _, err := f.ReadAt(buf, rng.Int64N(bigSize-4096)); err != nil {
+	if want("rand_4k") {
+		if err := phase(false, func(m *mounted) error {
+			return timed("rand_4k", func() error {
+				f, err := os.Open(filepath.Join(m.dir, bigKey))
+				if err != nil {
 					return err
 				}
-			}
-			return nil
-		})
-	}); err != nil {
-		return err
+				defer f.Close()
+				rng := mrand.New(mrand.NewPCG(3, 4))
+				buf := make([]byte, 4096)
+				for i := 0; i < randReads; i++ {
+					if _, err := f.ReadAt(buf, rng.Int64N(bigSize-4096)); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}); err != nil {
+			return err
+		}
 	}
 	r.set(who, "rss_read_mib", rss)
 	rss = 0
@@ -621,44 +648,50 @@ func (r *run) measure(who string, mount mounter) error {
 		return nil
 	}
 	// Listings: ls -f on a fresh mount; ls -l first on another fresh mount, then again.
-	if err := phase(false, func(m *mounted) error {
-		return timed("ls_f_first", func() error { return countLines(m.dir, "ls -f "+m.dir+"/"+flatDir, flatN) })
-	}); err != nil {
-		return err
-	}
-	if err := phase(false, func(m *mounted) error {
-		if err := timed("ls_l_first", func() error { return countLines(m.dir, "ls -l "+m.dir+"/"+flatDir, flatN) }); err != nil {
+	if want("ls") {
+		if err := phase(false, func(m *mounted) error {
+			return timed("ls_f_first", func() error { return countLines(m.dir, "ls -f "+m.dir+"/"+flatDir, flatN) })
+		}); err != nil {
 			return err
 		}
-		return timed("ls_l_second", func() error { return countLines(m.dir, "ls -l "+m.dir+"/"+flatDir, flatN) })
-	}); err != nil {
-		return err
+		if err := phase(false, func(m *mounted) error {
+			if err := timed("ls_l_first", func() error { return countLines(m.dir, "ls -l "+m.dir+"/"+flatDir, flatN) }); err != nil {
+				return err
+			}
+			return timed("ls_l_second", func() error { return countLines(m.dir, "ls -l "+m.dir+"/"+flatDir, flatN) })
+		}); err != nil {
+			return err
+		}
 	}
 	r.set(who, "rss_list_mib", rss)
 	rss = 0
-	if err := phase(false, func(m *mounted) error {
-		if err := timed("cat_1000_small", func() error { return sh(m.dir, "cat "+smallDir+"/* > /dev/null") }); err != nil {
+	if want("cat_find") {
+		if err := phase(false, func(m *mounted) error {
+			if err := timed("cat_1000_small", func() error { return sh(m.dir, "cat "+smallDir+"/* > /dev/null") }); err != nil {
+				return err
+			}
+			return timed("find_tree_10k", func() error { return countLines(m.dir, "find "+m.dir+"/"+treeDir, 10_000) })
+		}); err != nil {
 			return err
 		}
-		return timed("find_tree_10k", func() error { return countLines(m.dir, "find "+m.dir+"/"+treeDir, 10_000) })
-	}); err != nil {
-		return err
 	}
 	// Write 1 GiB and close (dd exits only after close returns).
-	src := filepath.Join(r.dir, "write-src.bin")
-	if st, err := os.Stat(src); err != nil || st.Size() != bigSize {
-		if err := os.WriteFile(src, randomData(bigSize), 0o644); err != nil {
+	if want("seq_write") {
+		src := filepath.Join(r.dir, "write-src.bin")
+		if st, err := os.Stat(src); err != nil || st.Size() != bigSize {
+			if err := os.WriteFile(src, randomData(bigSize), 0o644); err != nil {
+				return err
+			}
+		}
+		if err := phase(true, func(m *mounted) error {
+			_ = sh(m.dir, "cat "+src+" > /dev/null") // source in page cache
+			name := "written-" + who + ".bin"
+			return timed("seq_write", func() error {
+				return sh(m.dir, "dd if="+src+" of="+name+" bs=1M status=none")
+			})
+		}); err != nil {
 			return err
 		}
-	}
-	if err := phase(true, func(m *mounted) error {
-		_ = sh(m.dir, "cat "+src+" > /dev/null") // source in page cache
-		name := "written-" + who + ".bin"
-		return timed("seq_write", func() error {
-			return sh(m.dir, "dd if="+src+" of="+name+" bs=1M status=none")
-		})
-	}); err != nil {
-		return err
 	}
 	r.set(who, "rss_write_mib", rss)
 	return nil
