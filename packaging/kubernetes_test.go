@@ -2,17 +2,20 @@ package packaging
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/s3mounts/s3mounts/agent/client"
 	"github.com/s3mounts/s3mounts/internal/testenv"
 )
 
@@ -285,4 +288,75 @@ func keys(m map[string]k8sObject) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// kubeletWrite lays files out in dir as kubelet's atomic writer does for a
+// ConfigMap or Secret volume: a timestamped directory holding the files,
+// "..data" pointing at it (swapped by rename), and "<key>" → "..data/<key>".
+func kubeletWrite(t *testing.T, dir string, files map[string]string, mode os.FileMode) {
+	t.Helper()
+	ts := "..2026_01_01_00_00_00." + strconv.FormatInt(time.Now().UnixNano(), 10)
+	if err := os.Mkdir(filepath.Join(dir, ts), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range files {
+		p := filepath.Join(dir, ts, k)
+		if err := os.WriteFile(p, []byte(v), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, _ := os.Readlink(filepath.Join(dir, "..data"))
+	if err := os.Symlink(ts, filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for k := range files {
+		if _, err := os.Lstat(filepath.Join(dir, k)); os.IsNotExist(err) {
+			if err := os.Symlink(filepath.Join("..data", k), filepath.Join(dir, k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if old != "" {
+		os.RemoveAll(filepath.Join(dir, old))
+	}
+}
+
+// TestKubernetesVolumeLayout runs the real daemon on connectors and a
+// secret laid out as the DaemonSet's ConfigMap and Secret (defaultMode
+// 0400) volumes are, and updates the ConfigMap the way kubelet does.
+func TestKubernetesVolumeLayout(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "k8s-data", map[string]string{"a.txt": "from a Kubernetes Secret\n"})
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{})
+
+	kubeletWrite(t, d.SecretsDir, map[string]string{"minio-key": m.SecretKey}, 0o400)
+	conn := func(mountName string) string {
+		return fmt.Sprintf("name = \"K8s\"\nendpoint = %q\nbucket = \"k8s-data\"\nmount_name = %q\nactive = true\n\n[credentials]\naccess_key_id = %q\nsecret_name = \"minio-key\"\n",
+			m.Endpoint, mountName, m.AccessKey)
+	}
+	kubeletWrite(t, d.ConnectorsDir, map[string]string{"k8s.toml": conn("first")}, 0o644)
+	d.WaitState("k8s", "mounted")
+	b, err := os.ReadFile(filepath.Join(d.ProjectRoot, "first", "a.txt"))
+	if err != nil || string(b) != "from a Kubernetes Secret\n" {
+		t.Fatalf("read through the mount: %q %v", b, err)
+	}
+
+	// A ConfigMap update: kubelet swaps ..data; the mount follows.
+	kubeletWrite(t, d.ConnectorsDir, map[string]string{"k8s.toml": conn("second")}, 0o644)
+	d.WaitFor("k8s", "mount_name second, mounted", func(c client.Connector, ok bool) bool {
+		return ok && c.MountName == "second" && c.State == "mounted"
+	})
+	if b, err := os.ReadFile(filepath.Join(d.ProjectRoot, "second", "a.txt")); err != nil || string(b) != "from a Kubernetes Secret\n" {
+		t.Fatalf("read through the moved mount: %q %v", b, err)
+	}
+	if ms := d.Mounts(); len(ms) != 1 || ms[0] != filepath.Join(d.ProjectRoot, "second") {
+		t.Errorf("mounts after the ConfigMap update: %v, want only .../second", ms)
+	}
 }
