@@ -18,9 +18,18 @@ import (
 
 var (
 	debOnce sync.Once
+	debDir  string // where buildDeb put the package; removed by TestMain
 	debPath string
 	debErr  error
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if debDir != "" {
+		os.RemoveAll(debDir)
+	}
+	os.Exit(code)
+}
 
 // buildDeb runs scripts/build-deb.sh once per test process with the
 // binaries of testenv.Binaries and returns the .deb's path.
@@ -40,6 +49,7 @@ func buildDeb(t *testing.T) string {
 			debErr = err
 			return
 		}
+		debDir = out
 		cmd := exec.Command(filepath.Join(testenv.RepoRoot(), "scripts", "build-deb.sh"))
 		cmd.Env = append(os.Environ(), "OUT_DIR="+out, "S3MOUNTS_BIN="+filepath.Dir(d), "DEB_VERSION=0.1.0+test")
 		var stderr bytes.Buffer
