@@ -139,6 +139,7 @@ func bootContainer(t *testing.T) *container {
 	}
 	c := &container{t: t, dir: dir, done: make(chan struct{}), log: &lockedBuffer{}}
 	c.nspawn = exec.Command("systemd-nspawn", "-D", dir, "-b", "--register=no", "--keep-unit",
+		"--machine=s3mounts-test-"+strconv.Itoa(os.Getpid()),
 		"--bind=/dev/fuse", "--capability=CAP_SYS_ADMIN", "--property=DeviceAllow=/dev/fuse rwm")
 	// The host's environment (AWS_CA_BUNDLE, ...) must not leak in.
 	c.nspawn.Env = []string{containerPATH}
@@ -468,11 +469,22 @@ secret_name   = "minio"
 
 	// An upgrade (installing the package again replaces /usr/bin/s3mountd):
 	// postinst reloads, the daemon re-executes the new file in place.
+	inode := func(p string) string { return strings.TrimSpace(c.must("stat", "-L", "-c", "%i", p)) }
+	exe0 := inode("/usr/bin/s3mountd")
+	if got := inode("/proc/" + pid0 + "/exe"); got != exe0 {
+		t.Fatalf("the daemon runs inode %s, /usr/bin/s3mountd is %s before the upgrade", got, exe0)
+	}
 	c.must("dpkg", "-i", "/var/tmp/s3mounts.deb")
-	c.waitFor("the upgraded daemon to re-execute itself and be ready", 60*time.Second, func() (bool, string) {
-		j := c.journal("s3mountd")
-		if !strings.Contains(j, "executable changed on disk") {
-			return false, "no re-exec in the journal yet"
+	exe1 := inode("/usr/bin/s3mountd")
+	if exe1 == exe0 {
+		t.Fatalf("dpkg -i did not replace /usr/bin/s3mountd (inode %s): the upgrade is not exercised", exe0)
+	}
+	// The daemon runs the new file once it has re-executed itself.
+	c.waitFor("the upgraded daemon to re-execute the new binary and be ready", 60*time.Second, func() (bool, string) {
+		p := mainPid()
+		got, err := c.exec("stat", "-L", "-c", "%i", "/proc/"+p+"/exe")
+		if err != nil || strings.TrimSpace(got) != exe1 {
+			return false, fmt.Sprintf("main pid %s runs inode %s, want the new %s", p, strings.TrimSpace(got), exe1)
 		}
 		s := c.show("s3mountd", "ActiveState")
 		st := c.show("s3mountd", "StatusText")
