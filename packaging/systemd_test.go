@@ -384,9 +384,21 @@ secret_name   = "minio"
 		s := c.show("s3mountd", "StatusText")
 		return strings.Contains(s, "1 of 1"), s
 	})
-	// The CLI through the socket made by systemd.
+	// The CLI through the socket made by systemd: root:s3mounts 0660, so
+	// a member of the package's group operates, anyone else cannot connect.
 	if out := c.must("s3mountctl", "list"); !strings.Contains(out, id) {
 		t.Errorf("s3mountctl list does not show %s:\n%s", id, out)
+	}
+	if got := strings.TrimSpace(c.must("stat", "-c", "%a %U:%G", "/run/s3mounts/agent.sock")); got != "660 root:s3mounts" {
+		t.Errorf("the socket is %q, want 660 root:s3mounts", got)
+	}
+	c.must("useradd", "--no-create-home", "-G", "s3mounts", "alice")
+	c.must("useradd", "--no-create-home", "bob")
+	if out := c.must("runuser", "-u", "alice", "--", "s3mountctl", "list"); !strings.Contains(out, id) {
+		t.Errorf("alice (group s3mounts) does not see %s:\n%s", id, out)
+	}
+	if out, err := c.exec("runuser", "-u", "bob", "--", "s3mountctl", "list"); err == nil {
+		t.Errorf("bob (not in s3mounts) could use the socket:\n%s", out)
 	}
 
 	workerPid := func() int {
