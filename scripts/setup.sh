@@ -17,7 +17,7 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 need_apt=()
-for pkg in fuse3 s3fs util-linux procps debootstrap systemd-container lintian; do
+for pkg in fuse3 s3fs util-linux procps systemd debootstrap systemd-container lintian python3-yaml; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "$what" = all ]; then
