@@ -514,10 +514,17 @@ func (st *streamUpload) unsent(size int64) bool {
 
 // putUnsent PUTs the first size bytes of st's buffer, holding st.mu so
 // that the buffer is not handed off meanwhile (appends wait).
-func (f *FS) putUnsent(ctx context.Context, st *streamUpload, size int64) (ObjInfo, error) {
+// ok=false: it could not (the caller uploads the staged file after
+// st.breakOff()).
+func (f *FS) putUnsent(ctx context.Context, st *streamUpload, size int64) (ObjInfo, bool, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return f.cl.Put(ctx, st.key, bytes.NewReader(st.buf[:size]), size)
+	if st.id != "" || st.broken || st.sent != 0 || int64(len(st.buf)) < size {
+		// A concurrent writer handed the bytes off meanwhile.
+		return ObjInfo{}, false, nil
+	}
+	info, err := f.cl.Put(ctx, st.key, bytes.NewReader(st.buf[:size]), size)
+	return info, true, err
 }
 
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
@@ -583,18 +590,23 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 	var err error
 	done := false
 	if small {
-		info, err = n.fsys.putUnsent(ctx, st, size)
-		done = true
+		info, done, err = n.fsys.putUnsent(ctx, st, size)
+		if !done {
+			if serr := st.breakOff(); serr != nil {
+				n.mu.Lock()
+				ws.dirty = true
+				n.mu.Unlock()
+				return syscall.EIO
+			}
+		}
 	} else if st != nil {
 		info, done, err = n.fsys.finishStream(ctx, st, size)
 		// The staging file must hold everything: for the whole upload
 		// below, and for reads and writes after this flush.
 		if serr := st.breakOff(); serr != nil {
-			if done {
-				n.mu.Lock()
-				ws.dirty = true
-				n.mu.Unlock()
-			}
+			n.mu.Lock()
+			ws.dirty = true
+			n.mu.Unlock()
 			return syscall.EIO
 		}
 	}
