@@ -286,10 +286,12 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 		for idx := last + 1; idx <= last+window; idx++ {
 			r.startLocked(idx, false)
 		}
-		// Parts wholly before this read are done with (one kept behind for
-		// reads arriving out of order).
+		// Parts wholly before this read are done with. Two are kept behind:
+		// the kernel's async readahead requests reach us out of order on a
+		// busy machine, and with one kept, 7 % of the parts of a 1 GiB
+		// sequential read were fetched twice.
 		for idx, p := range r.parts {
-			if idx < first-1 || idx > last+maxWindow {
+			if idx < first-2 || idx > last+maxWindow {
 				delete(r.parts, idx)
 				r.unrefLocked(p)
 			}

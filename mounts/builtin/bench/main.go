@@ -2,7 +2,7 @@
 // and GeeseFS (when on PATH) on a local MinIO, and prints a table of
 // ratios. `make bench` runs it through scripts/bench.sh; it is not a test.
 //
-//	bench [-dir .bench] [-only builtin,s3fs] [-json out.json]
+//	bench [-dir .bench] [-only builtin,s3fs] [-json out.json] [-cases seq_read,seq_write]
 //	bench mount   (internal: serves one built-in mount read from stdin)
 package main
 
