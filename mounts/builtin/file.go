@@ -577,7 +577,7 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 	ws.dirty = false
 	st := ws.st
 	// A flush before any part was sent (e.g. of the just-created, still
-	// empty file, as dd's open+ftruncate or a shell's redirect do) PUTs the
+	// empty file, which reaches us before dd of=… writes) PUTs the
 	// buffered bytes and keeps the stream going; otherwise a stream is used
 	// up by one flush, whatever happens.
 	small := st.unsent(size)
