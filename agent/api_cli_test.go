@@ -13,12 +13,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/s3mounts/s3mounts/agent/cli"
 	"github.com/s3mounts/s3mounts/agent/client"
+	"github.com/s3mounts/s3mounts/internal/testenv"
 )
 
 func ctl(t *testing.T, sock string, args ...string) (code int, stdout, stderr string) {
@@ -174,28 +174,10 @@ func TestCLIUsageAndErrors(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestCLIEvents(t *testing.T) {
 	f := newFake(2)
 	s := startAPI(t, f, APIOptions{})
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	app := &cli.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out,
 		Getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
