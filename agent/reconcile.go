@@ -267,13 +267,18 @@ func (r *reconciler) Load() {
 			}
 		}
 		r.changedLocked(c)
-		select {
-		case c.kick <- struct{}{}:
-		default:
-		}
+		c.wake()
 	}
 	r.mu.Unlock()
 	r.notify()
+}
+
+// wake asks c's goroutine to reconcile; a wake already pending is enough.
+func (c *conn) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // wantLocked is the desired activation of c.
@@ -564,10 +569,7 @@ func (r *reconciler) watchWorker(c *conn, h *worker.Handle) {
 	if r.metrics != nil {
 		r.metrics.WorkerRestarts.WithLabelValues(c.id).Inc()
 	}
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
+	c.wake()
 }
 
 func (r *reconciler) setPhaseLocked(c *conn, p client.State, msg string) {
@@ -729,10 +731,7 @@ func (r *reconciler) setActive(ctx context.Context, id string, active bool) (Vie
 	} else {
 		r.changedLocked(c)
 	}
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
+	c.wake()
 	r.mu.Unlock()
 	r.notify()
 	for {

@@ -2,7 +2,6 @@ package packaging
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -98,24 +96,7 @@ type container struct {
 	nspawn *exec.Cmd
 	done   chan struct{}
 	pid    int // the container's systemd, as the host sees it
-	log    *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	log    *testenv.SyncBuffer
 }
 
 // bootContainer unpacks the cached rootfs into a fresh directory and boots
@@ -137,7 +118,7 @@ func bootContainer(t *testing.T) *container {
 	if err := os.Chmod(dir, 0o755); err != nil { // tar gave it the mode of the cached "."
 		t.Fatal(err)
 	}
-	c := &container{t: t, dir: dir, done: make(chan struct{}), log: &lockedBuffer{}}
+	c := &container{t: t, dir: dir, done: make(chan struct{}), log: &testenv.SyncBuffer{}}
 	c.nspawn = exec.Command("systemd-nspawn", "-D", dir, "-b", "--register=no", "--keep-unit",
 		"--machine=s3mounts-test-"+strconv.Itoa(os.Getpid()),
 		"--bind=/dev/fuse", "--capability=CAP_SYS_ADMIN", "--property=DeviceAllow=/dev/fuse rwm")
