@@ -334,7 +334,7 @@ func endToEnd(t *testing.T, backend string) {
 		t.Fatal("deleted connector still listed after restart")
 	}
 	// (the API answers while the restart is still adopting and stopping)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for countMounts(d.Mounts(), mp) != 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -371,7 +371,7 @@ func endToEnd(t *testing.T, backend string) {
 	if left := d.Mounts(); len(left) != 0 {
 		t.Fatalf("mounts left after SIGTERM: %v", left)
 	}
-	deadline = time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for procAlive(np) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

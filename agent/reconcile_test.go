@@ -159,7 +159,7 @@ func connBody(mountName string) string {
 
 func waitView(t *testing.T, r *reconciler, id string, cond func(View, bool) bool) View {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		v, ok := r.Connector(id)
 		if cond(v, ok) {

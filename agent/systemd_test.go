@@ -111,7 +111,7 @@ func (n *notifyListener) has(prefix string) bool {
 
 func (n *notifyListener) wait(t *testing.T, prefix string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for !n.has(prefix) {
 		if time.Now().After(deadline) {
 			n.mu.Lock()
@@ -219,7 +219,7 @@ func TestReloadReexecUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for strings.Count(d.Log(), "s3mountd starting") < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no re-exec after SIGHUP; log:\n%s", d.Log())
@@ -250,7 +250,7 @@ func TestReloadReexecUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Signal(syscall.SIGHUP)
-	deadline = time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(2 * time.Minute)
 	for strings.Count(d.Log(), "s3mountd starting") < 3 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no re-exec after a settings change; log:\n%s", d.Log())
@@ -301,7 +301,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	wpid := d.WorkerPids()["tw"]
 
 	d.Signal(syscall.SIGTERM)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(d.Log(), "stopping: unmounting every connector") {
 		if time.Now().After(deadline) {
 			t.Fatal("no stop after SIGTERM")
@@ -311,7 +311,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	d.Signal(syscall.SIGTERM)
 	select {
 	case <-d.Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second): // "at once": anything but a hang, on a loaded machine
 		t.Fatal("second SIGTERM did not end the daemon")
 	}
 	if !strings.Contains(d.Log(), "second signal") {

@@ -187,7 +187,7 @@ func startFUSE(t *testing.T, dir string) *exec.Cmd {
 		cmd.Wait()
 		unix.Unmount(dir, unix.MNT_DETACH)
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := mounts.WaitMounted(ctx, dir); err != nil {
 		t.Fatal(err)
@@ -256,8 +256,8 @@ func TestUnmountLiveFUSEMount(t *testing.T) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("FUSE server still running 10 s after its mount was unmounted")
+	case <-time.After(60 * time.Second):
+		t.Fatal("FUSE server still running 60 s after its mount was unmounted")
 	}
 }
 
@@ -274,7 +274,7 @@ func TestWaitMounted(t *testing.T) {
 		unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m")
 	}()
 	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel2()
 	if err := mounts.WaitMounted(ctx2, dir); err != nil {
 		t.Fatalf("WaitMounted: %v", err)

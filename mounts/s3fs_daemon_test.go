@@ -119,7 +119,7 @@ func TestS3FSThroughDaemon(t *testing.T) {
 	if err := syscall.Kill(wpid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for processAlive(spid) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -141,7 +141,7 @@ func TestS3FSThroughDaemon(t *testing.T) {
 	if ok, _ := mounts.IsMountPoint(mp); ok {
 		t.Error("still mounted after deactivation")
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for processExists(pid2) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -161,7 +161,7 @@ func TestWorkerProtocol(t *testing.T) {
 	}
 	select {
 	case <-h.Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("first handle did not see the worker end")
 	}
 	if h.Err() != nil {
@@ -192,7 +192,7 @@ func TestWorkerMountFails(t *testing.T) {
 	}
 	select {
 	case <-h.Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("failed worker did not exit")
 	}
 	if _, err := os.Stat(RecordPath(sup.StateDir, "bad")); !os.IsNotExist(err) {
@@ -216,7 +216,7 @@ func TestWorkerKilled(t *testing.T) {
 	syscall.Kill(h.PID, syscall.SIGKILL)
 	select {
 	case <-h.Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("death not noticed")
 	}
 	if h.Err() == nil || !strings.Contains(h.Err().Error(), "killed") {

@@ -4,6 +4,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -113,12 +114,21 @@ func StartMinIO(t testing.TB) *MinIO {
 		DataDir:   t.TempDir(),
 		t:         t,
 	}
-	m.Port = FreePort(t)
-	m.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", m.Port)
-	if err := m.start(bin); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(m.Stop)
+	// A free port can be taken by another process before MinIO binds it
+	// (tests run in parallel): then MinIO exits and a new port is tried.
+	for attempt := 1; ; attempt++ {
+		m.Port = FreePort(t)
+		m.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", m.Port)
+		err := m.start(bin)
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !errors.Is(err, errExited) {
+			t.Fatal(err)
+		}
+		t.Logf("%v; trying another port", err)
+	}
 	return m
 }
 
@@ -136,7 +146,9 @@ func (m *MinIO) start(bin string) error {
 		return fmt.Errorf("starting MinIO: %w", err)
 	}
 	m.cmd = cmd
-	deadline := time.Now().Add(30 * time.Second)
+	// Generous: MinIO takes 2-5 s idle but far longer on a loaded 2-core
+	// machine; a MinIO that exits (port taken) ends the wait at once.
+	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(m.Endpoint + "/minio/health/live")
 		if err == nil {
@@ -145,9 +157,26 @@ func (m *MinIO) start(bin string) error {
 				return nil
 			}
 		}
+		if exited(cmd.Process.Pid) {
+			m.cmd.Wait()
+			m.cmd = nil
+			return fmt.Errorf("MinIO on %s %w (log: %s)", m.Endpoint, errExited, log.Name())
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("MinIO did not become ready on %s (log: %s)", m.Endpoint, log.Name())
+	return fmt.Errorf("MinIO did not become ready on %s within 2 min (log: %s)", m.Endpoint, log.Name())
+}
+
+var errExited = errors.New("exited at start")
+
+// exited reports whether child pid has ended (a zombie not yet reaped).
+func exited(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(rest, "Z") || strings.HasPrefix(rest, "X")
 }
 
 // Stop kills the server (data stays, Restart brings it back on the same port).

@@ -194,7 +194,7 @@ async def test_events_stream_closed_upstream_when_browser_leaves(jp_fetch, jp_ba
     """A browser that goes away does not leave a stream open on the daemon."""
     url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}s3mounts/api/v1/events"
 
-    async def settle(want, timeout=10.0):
+    async def settle(want, timeout=60.0):
         deadline = asyncio.get_running_loop().time() + timeout
         while daemon_connections(daemon.socket) != want:
             if asyncio.get_running_loop().time() > deadline:

@@ -142,6 +142,7 @@ def clipboard(page):
 def test_panel_end_to_end(stack, browser):
     m, d, lab = stack
     ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    ctx.set_default_timeout(90_000)  # Playwright's 30 s is short for a loaded 2-core machine
     ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url)
     page = ctx.new_page()
     errors = []
@@ -252,7 +253,7 @@ def test_panel_end_to_end(stack, browser):
         page.locator('#s3mounts-panel[data-live="true"]').wait_for(timeout=30_000)
         r = d.request("POST", "/v1/connectors/big/activate")
         assert r.status_code == 200, r.text
-        page.locator('.jp-S3Mounts-connector[data-id="big"][data-state="mounted"]').wait_for(timeout=5_000)
+        page.locator('.jp-S3Mounts-connector[data-id="big"][data-state="mounted"]').wait_for(timeout=90_000)
 
         # The 100k-object folder: first entries quickly, few rows in the DOM.
         big = connector(page, "big")
@@ -370,6 +371,7 @@ def test_jupyterlab_file_browser_figure(stack, browser):
     r = d.request("POST", "/v1/connectors/big/activate")
     assert r.status_code == 200 and r.json()["state"] == "mounted", r.text
     ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    ctx.set_default_timeout(90_000)  # Playwright's 30 s is short for a loaded 2-core machine
     page = ctx.new_page()
     try:
         page.goto(f"{lab.url}/lab?token={TOKEN}")

@@ -29,14 +29,14 @@ func mount(t *testing.T, spec mounts.Spec) (string, mounts.Mount) {
 	if spec.CacheDir == "" {
 		spec.CacheDir = filepath.Join(t.TempDir(), "cache")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	m, err := builtin.New().Mount(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := m.Unmount(ctx); err != nil && !errors.Is(err, mounts.ErrLazyUnmount) {
 			t.Errorf("unmount: %v", err)
@@ -481,7 +481,7 @@ func TestChangedBeforeOpen(t *testing.T) {
 	_, err = os.ReadFile(p("d/grow"))
 	equal(t, "size changed under a stale stat", errnoOf(err), syscall.EIO)
 	var got []byte
-	for i := 0; i < 50; i++ { // the kernel's invalidation is asynchronous
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); { // the kernel's invalidation is asynchronous
 		if got, err = os.ReadFile(p("d/grow")); err == nil && string(got) == "a longer content" {
 			break
 		}
