@@ -73,7 +73,7 @@ class MinIO:
             env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
         )
         _wait(lambda: httpx.get(self.endpoint + "/minio/health/live", timeout=1).status_code == 200,
-              "MinIO", 60, self.proc, self.log)
+              "MinIO", 120, self.proc, self.log)
 
     def seed(self, bucket: str, *, dir: Optional[Path] = None, generate: int = 0, prefix: str = "") -> None:
         """Upload a tree, or generate N small objects, with the repo's s3seed (parallel PUTs)."""
@@ -141,7 +141,7 @@ class Daemon:
             [str(BIN / "s3mountd"), "--config", str(self.config), "--runtime-dir", str(self.runtime_dir)],
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
         )
-        _wait(lambda: self.request("GET", "/v1/health").status_code == 200, "s3mountd", 60, self.proc, self.log)
+        _wait(lambda: self.request("GET", "/v1/health").status_code == 200, "s3mountd", 120, self.proc, self.log)
 
     def client(self, timeout: float = 120) -> httpx.Client:
         return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://s3mountd",
@@ -156,7 +156,7 @@ class Daemon:
         r.raise_for_status()
         return r.json()
 
-    def wait_state(self, cid: str, state: str, timeout: float = 60) -> dict:
+    def wait_state(self, cid: str, state: str, timeout: float = 120) -> dict:
         _wait(lambda: self.connector(cid)["state"] == state, f"connector {cid} {state}", timeout, self.proc, self.log)
         return self.connector(cid)
 

@@ -88,7 +88,7 @@ class Lab:
             env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
         )
         harness._wait(lambda: httpx.get(f"{self.url}/api/status?token={TOKEN}", timeout=2).status_code == 200,
-                      "jupyter lab", 90, self.proc, self.log)
+                      "jupyter lab", 180, self.proc, self.log)
 
     def stop(self):
         if self.proc.poll() is None:
