@@ -13,6 +13,8 @@ log() { printf '[jupyter-ext setup] %s\n' "$*" >&2; }
 hash_of() { cat "$@" | sha256sum | cut -c1-32; }
 stamp_ok() { [ -f "$VENV/.stamp-$1" ] && [ "$(cat "$VENV/.stamp-$1")" = "$2" ]; }
 stamp_set() { echo "$2" > "$VENV/.stamp-$1"; }
+# quiet CMD...: runs CMD, shows its output only when it fails.
+quiet() { local out; out=$("$@" 2>&1) || { echo "$out" >&2; log "failed: $*"; return 1; }; }
 
 command -v node >/dev/null || { log "node is required (Debian: apt-get install nodejs npm)"; exit 1; }
 
@@ -36,7 +38,7 @@ fi
 h=$(hash_of package-lock.json)
 if [ ! -d node_modules ] || ! stamp_ok npm "$h"; then
   log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  quiet npm ci --no-audit --no-fund --loglevel=error
   stamp_set npm "$h"
 fi
 
@@ -46,8 +48,8 @@ h=$(hash_of package.json tsconfig.json $(find src style schema -type f -not -pat
 if ! stamp_ok labext "$h" || [ ! -f jupyterlab_s3mounts/labextension/static/style.js ]; then
   log "building the labextension"
   rm -rf lib tsconfig.tsbuildinfo jupyterlab_s3mounts/labextension
-  npx tsc --sourceMap
-  jupyter labextension build . >/dev/null
+  quiet npx tsc --sourceMap
+  quiet jupyter-builder build .   # what `jupyter labextension build` now defers to
   stamp_set labext "$h"
 fi
 
