@@ -50,6 +50,9 @@ func main() {
 	}
 }
 
+// putAttempts is how often one object is tried before the run fails.
+const putAttempts = 5
+
 func run(endpoint, accessKey, bucket, dir, prefix string, n, size, workers int, skipIfPresent bool) error {
 	ctx := context.Background()
 	spec := mounts.Spec{ID: "s3seed", Endpoint: endpoint, Region: "us-east-1", Bucket: bucket, PathStyle: true,
@@ -72,26 +75,44 @@ func run(endpoint, accessKey, bucket, dir, prefix string, n, size, workers int, 
 	var done atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
+	var failed atomic.Bool
+	put := func(j job) error {
+		f, b, err := j.body()
+		if err != nil {
+			return err
+		}
+		in := &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(j.key)}
+		if f != nil {
+			defer f.Close()
+			in.Body = f
+		} else {
+			in.Body = strings.NewReader(string(b))
+		}
+		_, err = c.PutObject(ctx, in)
+		return err
+	}
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				f, b, err := j.body()
-				if err == nil {
-					in := &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(j.key)}
-					if f != nil {
-						in.Body = f
-					} else {
-						in.Body = strings.NewReader(string(b))
+				if failed.Load() {
+					continue // drain: one object gave up, the run fails
+				}
+				// A loaded server (or a MinIO still settling) can fail a PUT
+				// now and then: try each object a few times with backoff.
+				var err error
+				for attempt, wait := 1, 250*time.Millisecond; ; attempt, wait = attempt+1, wait*2 {
+					if err = put(j); err == nil || attempt == putAttempts {
+						break
 					}
-					_, err = c.PutObject(ctx, in)
-					if f != nil {
-						f.Close()
-					}
+					time.Sleep(wait)
 				}
 				if err != nil {
-					errOnce.Do(func() { firstErr = fmt.Errorf("put %s: %w", j.key, err) })
+					failed.Store(true)
+					errOnce.Do(func() {
+						firstErr = fmt.Errorf("put s3://%s/%s failed %d times, giving up: %w", bucket, j.key, putAttempts, err)
+					})
 				}
 				done.Add(1)
 			}
