@@ -44,8 +44,10 @@ fuzz:
 test-ext:
 	@if [ -x jupyter-ext/test.sh ]; then jupyter-ext/test.sh; else echo "jupyter-ext: no tests yet"; fi
 
-demo: build
-	scripts/demo.sh
+# demo.sh builds after taking the demo lock: a second `make demo` beside a
+# running one must not rebuild the binaries under it.
+demo:
+	@scripts/demo.sh
 
 bench: build
 	scripts/bench.sh
@@ -55,4 +57,4 @@ deb:
 	scripts/build-deb.sh
 
 clean:
-	rm -rf bin .demo .bench
+	rm -rf --one-file-system bin .demo .bench .demo.lock

@@ -27,12 +27,18 @@ export JUPYTER_TOKEN=$TOKEN
   >"$STATE/jupyter.log" 2>&1 &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; exit 0' INT TERM
-for _ in $(seq 600); do
+ready=
+for _ in $(seq 3000); do   # seconds idle; minutes on a loaded machine
   if curl -fs "http://127.0.0.1:$PORT/api/status?token=$TOKEN" >/dev/null 2>&1; then
     echo "JupyterLab: http://127.0.0.1:$PORT/lab?token=$TOKEN"
+    ready=1
     break
   fi
   kill -0 $PID 2>/dev/null || { echo "JupyterLab did not start; log:" >&2; tail -n 30 "$STATE/jupyter.log" >&2; exit 1; }
   sleep 0.1
 done
+if [ -z "$ready" ]; then
+  echo "JupyterLab did not answer on 127.0.0.1:$PORT within 5 min; log: $STATE/jupyter.log" >&2
+  kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; exit 1
+fi
 wait $PID
