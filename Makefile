@@ -31,7 +31,9 @@ test-go:
 
 # Fuzz budgets are counts, not durations: a count has no wall-clock deadline
 # for Go 1.26's fuzz coordinator to race on a loaded machine (go.dev/issue/75804).
-# FUZZ_SHORT (60000 inputs) takes roughly 10-15 s per target on 2 loaded cores.
+# FUZZ_SHORT (60000 inputs per target) took 9-14 s per config target at load
+# average ~15 on 2 cores, 11-41 s with 4 more CPU burners: slower, never failed.
+# `make fuzz` (FUZZ_LONG, 5 min per target) is for a quiet machine.
 FUZZ_SHORT ?= 60000x
 FUZZ_LONG ?= 5m
 
