@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 STATE=${4:-$ROOT/.demo}/jupyter
 mkdir -p "$STATE" "$PROJECT_ROOT"
-jupyter-ext/setup.sh >&2
+[ -n "${S3MOUNTS_SETUP_DONE:-}" ] || jupyter-ext/setup.sh >&2   # demo.sh has run it already
 VENV=$ROOT/jupyter-ext/.venv
 TOKEN=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
 export JUPYTER_CONFIG_DIR=$STATE/config JUPYTER_RUNTIME_DIR=$STATE/runtime \

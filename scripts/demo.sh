@@ -248,7 +248,7 @@ head -3 "$D/mnt/s3/datasets/tables/iris.csv" || true
 
 say "starting JupyterLab on 127.0.0.1:$DEMO_PORT"
 : > "$D/log/jupyter-url"
-setsid scripts/demo-jupyter.sh "$D/run/agent.sock" "$D/mnt/s3" "$DEMO_PORT" "$D" >"$D/log/jupyter-url" 9>&- &
+S3MOUNTS_SETUP_DONE=1 setsid scripts/demo-jupyter.sh "$D/run/agent.sock" "$D/mnt/s3" "$DEMO_PORT" "$D" >"$D/log/jupyter-url" 9>&- &
 JUPYTER_PID=$!
 until grep -q '^JupyterLab: ' "$D/log/jupyter-url"; do
   kill -0 "$JUPYTER_PID" 2>/dev/null || { say "JupyterLab did not start (see above and $D/jupyter/jupyter.log)"; exit 1; }
