@@ -146,7 +146,7 @@ func (d *Daemon) start() {
 	if d.o.NoWait {
 		return
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		code, _, err := d.do("GET", "/v1/health", nil)
 		if err == nil && code == 200 {
@@ -158,7 +158,7 @@ func (d *Daemon) start() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("s3mountd did not answer on %s within 60s (last error %v); log:\n%s", d.Socket, err, d.Log())
+			d.t.Fatalf("s3mountd did not answer on %s within 2 min (last error %v); log:\n%s", d.Socket, err, d.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -316,13 +316,13 @@ func (d *Daemon) Connector(id string) (c client.Connector, ok bool) {
 	return c, true
 }
 
-// WaitS3Ready waits (up to 60s) until m answers S3 requests: MinIO's
+// WaitS3Ready waits (up to 2 min) until m answers S3 requests: MinIO's
 // health endpoint answers a moment before it accepts requests
 // ("XMinioServerNotInitialized") on a loaded machine.
 func WaitS3Ready(t testing.TB, m *MinIO) {
 	t.Helper()
 	c := m.Client(t)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
@@ -331,7 +331,7 @@ func WaitS3Ready(t testing.TB, m *MinIO) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("MinIO at %s not ready within 60s: %v", m.Endpoint, err)
+			t.Fatalf("MinIO at %s not ready within 2 min: %v", m.Endpoint, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
