@@ -732,6 +732,11 @@ func (r *reconciler) setActive(ctx context.Context, id string, active bool) (Vie
 		}
 	} else if c.h != nil {
 		r.setPhaseLocked(c, client.StateUnmounting, "")
+	} else if c.phase == client.StateError {
+		// a failed connector asked to stop trying rests at once (the
+		// answer is "inactive", not the last mount error)
+		c.failures, c.nextTry = 0, time.Time{}
+		r.setPhaseLocked(c, client.StateInactive, "")
 	} else {
 		r.changedLocked(c)
 	}
