@@ -397,7 +397,7 @@ func (a *App) list(ctx context.Context, _ *flag.FlagSet, _ []string) error {
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tMOUNT\tBACKEND\tMODE\tSTATE")
 	for _, c := range cs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, oneLine(c.Name), c.MountPath, c.Backend, c.Mode, c.State)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, oneLine(c.Name), orDash(c.MountPath), orDash(c.Backend), orDash(c.Mode), c.State)
 	}
 	tw.Flush()
 	n := "connectors"
@@ -523,7 +523,14 @@ func (a *App) printConnector(c *client.Connector) {
 				continue // not known until the file loads
 			}
 		}
-		fmt.Fprintf(tw, "  %s:\t%s\n", kv[0], kv[1])
+		// A value of several lines (errors of a file) keeps its column.
+		for i, l := range strings.Split(kv[1], "\n") {
+			if i == 0 {
+				fmt.Fprintf(tw, "  %s:\t%s\n", kv[0], l)
+			} else {
+				fmt.Fprintf(tw, "  \t%s\n", l)
+			}
+		}
 	}
 	tw.Flush()
 }

@@ -149,7 +149,7 @@ func TestValidatePathOnce(t *testing.T) {
 func TestStatusOfUnparsableFile(t *testing.T) {
 	a, out, errOut, _ := fakeDaemon(t, map[string]any{
 		"/v1/connectors/typo": client.Connector{ID: "typo", State: client.StateError,
-			Error: "/etc/s3mounts/connectors.d/typo.toml:3: bukcet: unknown key: did you mean \"bucket\"?",
+			Error: "/etc/s3mounts/connectors.d/typo.toml:3: bukcet: unknown key: did you mean \"bucket\"?\n/etc/s3mounts/connectors.d/typo.toml: bucket: is required",
 			File:  "/etc/s3mounts/connectors.d/typo.toml", Actions: []string{"view"}},
 	})
 	if code := a.Run(context.Background(), []string{"status", "typo"}); code != 0 {
@@ -158,6 +158,7 @@ func TestStatusOfUnparsableFile(t *testing.T) {
 	want := `typo (its file has no valid version yet)
   State:   error
   Error:   /etc/s3mounts/connectors.d/typo.toml:3: bukcet: unknown key: did you mean "bucket"?
+           /etc/s3mounts/connectors.d/typo.toml: bucket: is required
   File:    /etc/s3mounts/connectors.d/typo.toml
   You may: view
 `

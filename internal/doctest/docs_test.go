@@ -266,6 +266,9 @@ access_key_id = %q
 secret_name = "wrong-key"
 `, m.Endpoint, m.AccessKey))
 	d.WaitState("broken", client.StateInactive)
+	// typo: a file that never parsed.
+	d.WriteConnector("typo", "name = \"Typo\"\nendpoint = \""+m.Endpoint+"\"\nbukcet = \"demo-data\"\nmount_name = \"typo\"\n\n[credentials]\nanonymous = true\n")
+	d.WaitState("typo", client.StateError)
 	vdir := filepath.Join(work, "new-connectors")
 	os.Mkdir(vdir, 0o755)
 	valid := func(name, mount string) string {
