@@ -290,6 +290,7 @@ secret_name = "wrong-key"
 			"/home/jupyter/mnt/s3":       d.ProjectRoot,
 			"/etc/s3mounts/connectors.d": d.ConnectorsDir,
 			"/etc/s3mounts/secrets":      d.SecretsDir,
+			"/run/s3mounts/agent.sock":   d.Socket,
 		},
 		fromOut: map[string]string{
 			d.ProjectRoot:   "/home/jupyter/mnt/s3",
