@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/s3mounts/s3mounts/agent.Version=$(VERSION)
+LDFLAGS := -X github.com/s3mounts/s3mounts/agent.Version=$(VERSION) -X github.com/s3mounts/s3mounts/agent/cli.Version=$(VERSION)
 GOTEST_FLAGS ?= -p 2 -timeout 25m
 
 .PHONY: all build setup test test-go test-ext lint fuzz fuzz-short demo bench clean deb

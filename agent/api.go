@@ -528,7 +528,8 @@ func (a *API) test(w http.ResponseWriter, rq *request) error {
 }
 
 func (a *API) health(w http.ResponseWriter, rq *request) error {
-	writeJSON(w, http.StatusOK, client.Health{Status: "ok", Version: Version, Mounts: a.o.Controller.MountedCount()})
+	writeJSON(w, http.StatusOK, client.Health{Status: "ok", Version: Version, Mounts: a.o.Controller.MountedCount(),
+		Caller: rq.caller.String(), Role: rq.role.String()})
 	return nil
 }
 

@@ -415,6 +415,7 @@ func (r *reconciler) start(c *conn, spec mounts.Spec) (wake time.Time) {
 
 	ctx, cancel := context.WithTimeout(r.ctx, mountTimeout)
 	defer cancel()
+	created := absent(spec.MountPoint) // launch makes it; a failure removes it again
 	h, err := r.launch(ctx, spec)
 	if err == nil {
 		err = h.WaitMounted(ctx)
@@ -440,6 +441,9 @@ func (r *reconciler) start(c *conn, spec mounts.Spec) (wake time.Time) {
 		if r.ctx.Err() != nil {
 			r.setPhaseLocked(c, client.StateInactive, "")
 			return time.Time{}
+		}
+		if created {
+			removeEmptyMountDir(spec.MountPoint)
 		}
 		c.failures++
 		d := backoff(c.failures)
@@ -728,6 +732,11 @@ func (r *reconciler) setActive(ctx context.Context, id string, active bool) (Vie
 		}
 	} else if c.h != nil {
 		r.setPhaseLocked(c, client.StateUnmounting, "")
+	} else if c.phase == client.StateError {
+		// a failed connector asked to stop trying rests at once (the
+		// answer is "inactive", not the last mount error)
+		c.failures, c.nextTry = 0, time.Time{}
+		r.setPhaseLocked(c, client.StateInactive, "")
 	} else {
 		r.changedLocked(c)
 	}

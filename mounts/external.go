@@ -191,7 +191,7 @@ func (m *externalMount) start(ctx context.Context, k keys) error {
 	m.mu.Lock()
 	m.p, m.keys, m.files = p, k, pl.files
 	m.mu.Unlock()
-	m.log.Info("mounted", "pid", p.cmd.Process.Pid, "mount_point", m.spec.MountPoint)
+	m.log.Debug("mounted", "pid", p.cmd.Process.Pid, "mount_point", m.spec.MountPoint) // the daemon logs the mount once
 	return nil
 }
 

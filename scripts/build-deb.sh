@@ -41,7 +41,7 @@ if [ -n "${S3MOUNTS_BIN:-}" ]; then
 else
   # Hardened as Debian builds C: PIE, full RELRO, bind now.
   CGO_LDFLAGS="${CGO_LDFLAGS:-} -Wl,-z,relro,-z,now" go build -trimpath -buildmode=pie \
-    -ldflags "-s -w -linkmode=external -X github.com/s3mounts/s3mounts/agent.Version=$DEB_VERSION" \
+    -ldflags "-s -w -linkmode=external -X github.com/s3mounts/s3mounts/agent.Version=$DEB_VERSION -X github.com/s3mounts/s3mounts/agent/cli.Version=$DEB_VERSION" \
     -o "$STAGE/usr/bin/" ./agent/cmd/s3mountd ./agent/cmd/s3mountctl
   chmod 0755 "$STAGE/usr/bin/s3mountd" "$STAGE/usr/bin/s3mountctl"
 fi

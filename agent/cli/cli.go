@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -43,8 +44,10 @@ Commands:
   events                    follow state changes until interrupted (one line, or JSON, each)
 
 Global flags (before or after the command):
-  --socket PATH   the daemon's socket [default: $S3MOUNTS_SOCKET or /run/s3mounts/agent.sock]
+  --socket PATH   the daemon's socket [default: $S3MOUNTS_SOCKET, else /run/s3mounts/agent.sock]
   --json          print the API's JSON instead of text
+  --version       print s3mountctl's version and exit
+  -h, --help      print this help
 
 Examples:
   s3mountctl list
@@ -58,6 +61,34 @@ Examples:
 
 Exit status: 0 success, 1 failure (including a failed mount or test), 2 bad usage.
 `
+
+// Version is set at build time (-ldflags -X
+// github.com/s3mounts/s3mounts/agent/cli.Version=…, as the Makefile does) to
+// `git describe`, like s3mountd's agent.Version.
+var Version = "dev"
+
+// version is Version, or for a plain `go build` the VCS revision Go stamped
+// into the binary.
+func version() string {
+	if Version != "dev" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", ""
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision":
+				rev = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true":
+				dirty = "-dirty"
+			}
+		}
+		if len(rev) >= 7 {
+			return "dev-" + rev[:7] + dirty
+		}
+	}
+	return Version
+}
 
 // exitError carries an exit status and an optional message.
 type exitError struct {
@@ -197,12 +228,17 @@ func (a *App) run(ctx context.Context, args []string) error {
 	a.globals(top)
 	help := top.Bool("help", false, "")
 	top.BoolVar(help, "h", false, "")
+	showVersion := top.Bool("version", false, "")
 	if err := top.Parse(args); err != nil {
 		return usageErr("%v", err)
 	}
 	rest := top.Args()
 	if *help || (len(rest) > 0 && rest[0] == "help") {
 		fmt.Fprint(a.Stdout, usage)
+		return nil
+	}
+	if *showVersion || (len(rest) > 0 && rest[0] == "version") {
+		fmt.Fprintf(a.Stdout, "s3mountctl %s\n", version())
 		return nil
 	}
 	if len(rest) == 0 {
@@ -217,7 +253,7 @@ func (a *App) run(ctx context.Context, args []string) error {
 		}
 	}
 	if cmd == nil {
-		return usageErr("unknown command %q", name)
+		return unknownCommand(name)
 	}
 	fs := flag.NewFlagSet("s3mountctl "+name, flag.ContinueOnError)
 	fs.SetOutput(a.Stderr)
@@ -240,6 +276,52 @@ func (a *App) run(ctx context.Context, args []string) error {
 		return usageErr("usage: s3mountctl %s %s", name, cmd.args)
 	}
 	return cmd.run(a, ctx, fs, pos)
+}
+
+// unknownCommand names the closest command (a typo within two edits, or a
+// unique prefix) and lists them all.
+func unknownCommand(name string) error {
+	names := make([]string, len(commands))
+	best, bestD := "", 3
+	var prefixed []string
+	for i, c := range commands {
+		names[i] = c.name
+		if d := editDistance(name, c.name); d < bestD {
+			best, bestD = c.name, d
+		}
+		if name != "" && strings.HasPrefix(c.name, name) {
+			prefixed = append(prefixed, c.name)
+		}
+	}
+	if best == "" && len(prefixed) == 1 {
+		best = prefixed[0]
+	}
+	msg := fmt.Sprintf("unknown command %q", name)
+	if best != "" {
+		msg += fmt.Sprintf(": did you mean %q?", best)
+	}
+	return &exitError{code: 2, msg: msg + "\ncommands: " + strings.Join(names, ", ") + "\n(see s3mountctl --help)"}
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func (a *App) client() *client.Client { return a.NewClient(a.socket) }
@@ -315,7 +397,7 @@ func (a *App) list(ctx context.Context, _ *flag.FlagSet, _ []string) error {
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tMOUNT\tBACKEND\tMODE\tSTATE")
 	for _, c := range cs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, oneLine(c.Name), c.MountPath, c.Backend, c.Mode, c.State)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, oneLine(c.Name), orDash(c.MountPath), orDash(c.Backend), orDash(c.Mode), c.State)
 	}
 	tw.Flush()
 	n := "connectors"
@@ -323,7 +405,34 @@ func (a *App) list(ctx context.Context, _ *flag.FlagSet, _ []string) error {
 		n = "connector"
 	}
 	fmt.Fprintf(a.Stdout, "\n%d %s listed.\n", len(cs), n)
+	if len(cs) == 0 {
+		if why := a.whyNone(ctx); why != "" {
+			fmt.Fprintln(a.Stdout, why)
+		}
+	}
 	return nil
+}
+
+// whyNone explains an empty list from the caller's role (GET /v1/health
+// says it; a daemon too old to say gets no explanation).
+func (a *App) whyNone(ctx context.Context) string {
+	h, err := a.client().Health(ctx)
+	if err != nil || h.Role == "" {
+		return ""
+	}
+	who := "you"
+	if h.Caller != "" {
+		who = "you, " + h.Caller + ","
+	}
+	switch h.Role {
+	case "user":
+		return "No connectors you may view: " + who + " have no role on this node and no connector's access policy names you.\n" +
+			"Ask an admin of this node to give you a role in [roles] of agent.toml, or to name you in a connector's [[access.allow]]."
+	case "admin":
+		return "No connectors on this node: drop a connector file (ID.toml) into the daemon's connectors_dir (see docs/CONFIG.md)."
+	}
+	return "No connectors you may view: " + who + " have the role " + h.Role +
+		" on this node, but there are no connectors, or their access policies do not name you."
 }
 
 func oneLine(s string) string {
@@ -361,14 +470,31 @@ func (a *App) status(ctx context.Context, _ *flag.FlagSet, args []string) error 
 }
 
 func (a *App) printConnector(c *client.Connector) {
-	fmt.Fprintf(a.Stdout, "%s - %s\n", c.ID, oneLine(c.Name))
+	// A connector whose file never loaded (it does not parse or validate)
+	// has only its id, file, state and error: print those and nothing that
+	// would read as a value ("-", "no", ":").
+	loaded := c.Endpoint != "" || c.Bucket != "" || c.MountName != ""
+	if c.Name != "" {
+		fmt.Fprintf(a.Stdout, "%s - %s\n", c.ID, oneLine(c.Name))
+	} else if !loaded {
+		fmt.Fprintf(a.Stdout, "%s (its file has no valid version yet)\n", c.ID)
+	} else {
+		fmt.Fprintln(a.Stdout, c.ID)
+	}
 	tw := tabwriter.NewWriter(a.Stdout, 0, 4, 1, ' ', 0)
 	active := "no"
 	if c.Active {
 		active = "yes"
 	}
-	prefix := c.Prefix
-	for _, kv := range [][2]string{
+	owner := ""
+	if c.Owner != "" || c.Group != "" {
+		owner = orDash(c.Owner) + ":" + orDash(c.Group)
+	}
+	modes := ""
+	if c.FileMode != "" || c.DirMode != "" {
+		modes = "files " + orDash(c.FileMode) + ", dirs " + orDash(c.DirMode)
+	}
+	rows := [][2]string{
 		{"State", string(c.State)},
 		{"Active", active},
 		{"Error", orDash(c.Error)},
@@ -380,16 +506,31 @@ func (a *App) printConnector(c *client.Connector) {
 		{"Endpoint", c.Endpoint},
 		{"Region", orDash(c.Region)},
 		{"Bucket", c.Bucket},
-		{"Prefix", orDash(prefix)},
-		{"Owner", orDash(c.Owner) + ":" + orDash(c.Group)},
-		{"Modes", "files " + orDash(c.FileMode) + ", dirs " + orDash(c.DirMode)},
+		{"Prefix", orDash(c.Prefix)},
+		{"Owner", orDash(owner)},
+		{"Modes", orDash(modes)},
 		{"File", orDash(c.File)},
 		{"Created by", orDash(c.CreatedBy)},
 		{"Created at", timeStr(c.CreatedAt)},
 		{"Updated at", timeStr(c.UpdatedAt)},
 		{"You may", orDash(strings.Join(c.Actions, ", "))},
-	} {
-		fmt.Fprintf(tw, "  %s:\t%s\n", kv[0], kv[1])
+	}
+	for _, kv := range rows {
+		if !loaded {
+			switch kv[0] {
+			case "State", "Error", "File", "You may":
+			default:
+				continue // not known until the file loads
+			}
+		}
+		// A value of several lines (errors of a file) keeps its column.
+		for i, l := range strings.Split(kv[1], "\n") {
+			if i == 0 {
+				fmt.Fprintf(tw, "  %s:\t%s\n", kv[0], l)
+			} else {
+				fmt.Fprintf(tw, "  \t%s\n", l)
+			}
+		}
 	}
 	tw.Flush()
 }

@@ -44,14 +44,29 @@ func splitErrors(err error) []string {
 	return out
 }
 
-// withFile makes sure a message names its file.
+// withFile makes sure a message names its file once, as the user named
+// it (the loader names it by its absolute path).
 func withFile(file string, msgs []string) []string {
 	for i, m := range msgs {
-		if !strings.HasPrefix(m, file) {
-			msgs[i] = file + ": " + m
-		}
+		msgs[i] = file + fileRest(file, m)
 	}
 	return msgs
+}
+
+// fileRest is m without its leading file name (as given or absolute),
+// starting at ":" (a line number or ": "), or ": "+m when m does not start
+// with the file's name.
+func fileRest(file, m string) string {
+	names := []string{file}
+	if abs, err := filepath.Abs(file); err == nil && abs != file {
+		names = append(names, abs)
+	}
+	for _, n := range names {
+		if rest, ok := strings.CutPrefix(m, n); ok && strings.HasPrefix(rest, ":") {
+			return rest
+		}
+	}
+	return ": " + m
 }
 
 // validate checks connector files exactly as the daemon would load them,
@@ -109,7 +124,7 @@ func (a *App) validate(_ context.Context, _ *flag.FlagSet, args []string) error 
 			continue
 		}
 		for _, w := range config.Warnings(c, ag) {
-			r.Warnings = append(r.Warnings, strings.TrimPrefix(w, r.File+": "))
+			r.Warnings = append(r.Warnings, strings.TrimPrefix(fileRest(r.File, w), ": "))
 		}
 	}
 	invalid, warnings := 0, 0

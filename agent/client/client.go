@@ -115,21 +115,103 @@ func (c *Client) dialError(err error) error {
 	var hint string
 	switch {
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
-		group := "s3mounts"
-		if fi, serr := os.Stat(c.Socket); serr == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				if g, gerr := user.LookupGroupId(strconv.FormatUint(uint64(st.Gid), 10)); gerr == nil {
-					group = g.Name
-				}
-			}
-		}
-		hint = fmt.Sprintf("permission denied on %s: you are not in group %s (the socket's group); "+
-			"ask an admin to run `usermod -aG %s $USER`, then log in again", c.Socket, group, group)
+		hint = "permission denied on " + c.Socket + ": " + permissionHint(c.Socket)
 	default:
 		hint = fmt.Sprintf("cannot reach s3mountd at %s: is the service running? systemctl status s3mountd (%v)",
 			c.Socket, rootCause(err))
 	}
 	return &ConnectError{Socket: c.Socket, Hint: hint, Err: err}
+}
+
+// permissionHint finds out what refused the caller the socket: a parent
+// directory it may not search, or the socket's group and mode, and says
+// what to do about it.
+func permissionHint(sock string) string {
+	abs := sock
+	if !strings.HasPrefix(abs, "/") {
+		if wd, err := os.Getwd(); err == nil {
+			abs = wd + "/" + abs
+		}
+	}
+	// Every directory on the way must be searchable (x).
+	dirs, cur := []string{"/"}, ""
+	parts := strings.Split(strings.Trim(abs, "/"), "/")
+	for _, p := range parts[:len(parts)-1] {
+		if p != "" {
+			cur += "/" + p
+			dirs = append(dirs, cur)
+		}
+	}
+	for _, d := range dirs {
+		if syscall.Access(d, 1) == syscall.EACCES { // X_OK, as the caller's real uid and groups
+			return "you may not enter the directory " + d + " (" + ownerMode(d) + "), which holds the socket; " +
+				"ask an admin to let you through it (e.g. `chmod o+x " + d + "`), or to put the socket where you may reach it"
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(abs, &st); err != nil {
+		return fmt.Sprintf("cannot inspect the socket (%v); ask an admin of this node", rootCause(err))
+	}
+	group := strconv.FormatUint(uint64(st.Gid), 10)
+	if g, err := user.LookupGroupId(group); err == nil {
+		group = g.Name
+	}
+	mode := fmt.Sprintf("%04o", st.Mode&0o7777)
+	inSession := false
+	if gids, err := os.Getgroups(); err == nil {
+		for _, g := range gids {
+			inSession = inSession || uint32(g) == st.Gid
+		}
+	}
+	inSession = inSession || uint32(os.Getegid()) == st.Gid
+	switch {
+	case inSession && st.Mode&0o020 == 0:
+		return fmt.Sprintf("the socket's mode %s does not let its group %s write to it; "+
+			"ask an admin to run `chmod g+w %s` (socket_group and mode 0660 are the daemon's defaults)", mode, group, abs)
+	case inSession:
+		return fmt.Sprintf("the socket (%s) refused you although you are in its group; ask an admin of this node", ownerMode(abs))
+	case inGroupDB(st.Gid):
+		return fmt.Sprintf("you were added to group %s (the socket's group), but this session started before that; "+
+			"log in again (or run `newgrp %s`)", group, group)
+	}
+	return fmt.Sprintf("you are not in group %s (the socket's group); "+
+		"ask an admin to run `usermod -aG %s $USER`, then log in again", group, group)
+}
+
+// ownerMode describes a file's owner, group and mode, e.g. "root:root 0700".
+func ownerMode(path string) string {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return "cannot stat it: " + rootCause(err).Error()
+	}
+	u := strconv.FormatUint(uint64(st.Uid), 10)
+	if uu, err := user.LookupId(u); err == nil {
+		u = uu.Username
+	}
+	g := strconv.FormatUint(uint64(st.Gid), 10)
+	if gg, err := user.LookupGroupId(g); err == nil {
+		g = gg.Name
+	}
+	return fmt.Sprintf("%s:%s %04o", u, g, st.Mode&0o7777)
+}
+
+// inGroupDB reports whether the group database makes the caller a member
+// of gid (which the running session may not reflect yet).
+func inGroupDB(gid uint32) bool {
+	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	if err != nil {
+		return false
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return false
+	}
+	for _, id := range ids {
+		if id == strconv.FormatUint(uint64(gid), 10) {
+			return true
+		}
+	}
+	return false
 }
 
 func rootCause(err error) error {

@@ -49,6 +49,12 @@ type Health struct {
 	Status  string `json:"status"`
 	Version string `json:"version"`
 	Mounts  int    `json:"mounts"`
+	// Caller and Role say who the daemon takes the caller to be (from the
+	// socket's peer credentials) and the caller's role on this node:
+	// "admin", "operator", "viewer", or "user" (no role: only what a
+	// connector's access policy grants). Empty from older daemons.
+	Caller string `json:"caller,omitempty"`
+	Role   string `json:"role,omitempty"`
 }
 
 // ConnectorList is GET /v1/connectors.

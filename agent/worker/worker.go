@@ -193,7 +193,7 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 
 	code := 0
 	if err := w.doMount(backends); err != nil {
-		w.log.Error("mount failed", "err", err)
+		w.log.Debug("mount failed", "err", err) // the daemon logs it, with its retry
 		w.setState(StateError, err.Error())
 		w.end(err)
 		// Give the agent a moment to read the reason (it is waiting on
@@ -204,7 +204,7 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 		}
 		code = 1
 	} else {
-		w.log.Info("mounted", "mount_point", w.spec.MountPoint, "backend", w.spec.Backend)
+		w.log.Debug("mounted", "mount_point", w.spec.MountPoint, "backend", w.spec.Backend) // the daemon logs it once
 		w.setState(StateMounted, "")
 		err := w.mount.Wait()
 		if err != nil {
@@ -378,6 +378,11 @@ func (w *server) routes() http.Handler {
 				return
 			}
 		}
+		// What was cached is dropped; a path that is not there is not a success.
+		if rel, err := CleanRel(r.URL.Query().Get("path")); err == nil && missing(checkExists(w.spec.MountPoint, rel)) {
+			writeJSON(rw, 404, errorBody{Error: fmt.Sprintf("no such file or directory: /%s (anything cached for it was dropped)", rel)})
+			return
+		}
 		writeJSON(rw, 200, map[string]bool{"ok": true})
 	})
 	mux.HandleFunc("GET /v1/files", func(rw http.ResponseWriter, r *http.Request) {
@@ -421,16 +426,15 @@ func (w *server) files(ctx context.Context, dir, cursor string, limit int) (moun
 	if l, ok := m.(mounts.Lister); ok {
 		p, err := l.List(ctx, rel, cursor, limit)
 		if err != nil {
-			return p, 500, err
+			code, err := filesError(rel, err)
+			return p, code, err
 		}
 		return p, 200, nil
 	}
 	p, err := readDirPage(w.spec.MountPoint, w.spec.Prefix, rel, cursor, limit)
-	if errors.Is(err, os.ErrNotExist) {
-		return p, 404, fmt.Errorf("no such directory: /%s", rel)
-	}
 	if err != nil {
-		return p, 500, err
+		code, err := filesError(rel, err)
+		return p, code, err
 	}
 	return p, 200, nil
 }

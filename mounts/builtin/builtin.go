@@ -132,7 +132,7 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 		return nil, fmt.Errorf("mounting bucket %s at %s: %w", spec.Bucket, spec.MountPoint, err)
 	}
 	setReadAhead(spec.MountPoint)
-	slog.Info("mounted", "spec", spec)
+	slog.Debug("mounted", "spec", spec) // the daemon logs the mount once
 	return m, nil
 }
 
@@ -261,8 +261,10 @@ func (m *Mount) List(ctx context.Context, dir, cursor string, limit int) (mounts
 	sh.feed(p, emit)
 	sh.finish(emit)
 	if len(page.Entries) == 0 && cursor == "" && rel != "" && p.Next == "" {
-		if _, errno := f.stat(ctx, rel); errno != 0 {
+		if e, errno := f.stat(ctx, rel); errno != 0 {
 			return mounts.Page{}, fmt.Errorf("listing %q: %w", dir, errno)
+		} else if !e.dir {
+			return mounts.Page{}, fmt.Errorf("listing %q: %w", dir, syscall.ENOTDIR)
 		}
 	}
 	return page, nil

@@ -1,0 +1,51 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// filesError maps an error of listing /rel to the worker's HTTP status
+// (which the daemon turns into the API's code): a missing path is 404
+// (not_found), a file's path is 400 (invalid), anything else 500.
+func filesError(rel string, err error) (int, error) {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return 404, fmt.Errorf("no such directory: /%s (list its parent to see what is there)", rel)
+	case errors.Is(err, syscall.ENOTDIR):
+		return 400, fmt.Errorf("/%s is a file, not a directory: list its parent, or read the file through the mount", rel)
+	}
+	return 500, err
+}
+
+// checkExists reports ENOENT when rel does not exist in the mount at
+// mountPoint. It resolves rel beneath the mount point and never follows a
+// symlink (a symlink found on the way counts as existing).
+func checkExists(mountPoint, rel string) error {
+	if rel == "" {
+		return nil
+	}
+	root, err := unix.Open(mountPoint, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(root)
+	fd, err := unix.Openat2(root, rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+// missing is true for the errors of a path that is not there (a file in
+// the middle of it included).
+func missing(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
