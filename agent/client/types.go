@@ -46,9 +46,13 @@ const (
 
 // Health is GET /v1/health.
 type Health struct {
+	// Status is "ok", or "degraded" when Error says what is wrong with the
+	// node as a whole (e.g. the connectors directory is missing; every
+	// mount is kept meanwhile).
 	Status  string `json:"status"`
 	Version string `json:"version"`
 	Mounts  int    `json:"mounts"`
+	Error   string `json:"error,omitempty"`
 }
 
 // ConnectorList is GET /v1/connectors.
