@@ -159,7 +159,7 @@ func openTrusted(path string, tr trust) (f *os.File, fi fs.FileInfo, shown strin
 	if li.Mode()&fs.ModeSymlink != 0 {
 		target, err := filepath.EvalSymlinks(path)
 		if err != nil {
-			return nil, nil, shown, fmt.Errorf("%s is a symlink whose target cannot be read (%v): fix the link or remove it", path, unwrapPath(err))
+			return nil, nil, shown, fmt.Errorf("%s is a broken symlink: cannot read its target (%v): fix the link or remove it", path, unwrapPath(err))
 		}
 		shown = fmt.Sprintf("%s (→ %s)", path, target)
 		if tr.within != nil && !within(target, tr.within) {
