@@ -279,3 +279,50 @@ func TestConnectorsDirVanishes(t *testing.T) {
 		t.Error("the directory's return was not logged")
 	}
 }
+
+// TestConnectorsDirMissingAtRestart: the agent is killed (its workers keep
+// serving) and starts again while the connectors directory is missing: it
+// adopts every live mount and keeps it, showing the directory's error,
+// until the directory is back.
+func TestConnectorsDirMissingAtRestart(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	testenv.WaitS3Ready(t, m)
+	m.MakeBucket(t, "data", testObjects)
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{AgentTOML: "mount_uid = 0\nmount_gid = 0\n"})
+	d.WriteConnector("keep", d.MinIOConnector("keep", m, "data", "keep", true, ""))
+	d.WaitState("keep", client.StateMounted)
+	pid := d.WorkerPids()["keep"]
+	keepFile, _ := os.ReadFile(filepath.Join(d.ConnectorsDir, "keep.toml"))
+
+	d.Kill9()
+	if err := os.RemoveAll(d.ConnectorsDir); err != nil {
+		t.Fatal(err)
+	}
+	d.Restart()
+	h := waitHealth(t, d, "degraded", func(h client.Health) bool { return h.Status == "degraded" })
+	if !strings.Contains(h.Error, "is missing") {
+		t.Fatalf("health = %+v", h)
+	}
+	c := d.WaitFor("keep", "adopted and mounted", func(c client.Connector, ok bool) bool {
+		return ok && strings.Contains(c.Error, "is missing") && countMounts(d.Mounts(), filepath.Join(d.ProjectRoot, "keep")) == 1
+	})
+	if got := d.WorkerPids()["keep"]; got != pid {
+		t.Fatalf("worker replaced at restart: %d → %d (%+v)", pid, got, c)
+	}
+	if got := readMounted(t, filepath.Join(d.ProjectRoot, "keep", "hello.txt")); got != testObjects["hello.txt"] {
+		t.Fatalf("hello.txt = %q", got)
+	}
+
+	os.Mkdir(d.ConnectorsDir, 0o755)
+	tmp := filepath.Join(d.ConnectorsDir, ".keep.toml.tmp")
+	os.WriteFile(tmp, keepFile, 0o600)
+	os.Rename(tmp, filepath.Join(d.ConnectorsDir, "keep.toml"))
+	waitHealth(t, d, "ok", func(h client.Health) bool { return h.Status == "ok" })
+	d.WaitFor("keep", "mounted without an error", func(c client.Connector, ok bool) bool {
+		return ok && c.State == client.StateMounted && c.Error == ""
+	})
+	if got := d.WorkerPids()["keep"]; got != pid {
+		t.Fatalf("keep was remounted when the directory returned: %d → %d", pid, got)
+	}
+}
