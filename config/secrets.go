@@ -207,7 +207,7 @@ func readProtected(path string) ([]byte, error) {
 	data, _, shown, err := readTrusted(path, trust{what: "secret", secret: true}, maxSecretSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s does not exist: create it (mode 0600, owned by root): %w", shown, fs.ErrNotExist)
+			return nil, &notExist{shown + " does not exist: create it (mode 0600, owned by root)"}
 		}
 		return nil, err
 	}

@@ -47,6 +47,13 @@ type trustError struct{ msg string }
 func (e *trustError) Error() string { return e.msg }
 func (e *trustError) Unwrap() error { return errNotTrusted }
 
+// notExist is a message that errors.Is reports as fs.ErrNotExist without
+// adding Go's "file does not exist" to it.
+type notExist struct{ msg string }
+
+func (e *notExist) Error() string        { return e.msg }
+func (e *notExist) Is(target error) bool { return target == fs.ErrNotExist }
+
 func refuse(format string, args ...any) error {
 	return &trustError{msg: fmt.Sprintf(format, args...)}
 }
@@ -151,7 +158,7 @@ func openTrusted(path string, tr trust) (f *os.File, fi fs.FileInfo, shown strin
 	li, err := os.Lstat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, shown, fmt.Errorf("%s does not exist: %w", path, fs.ErrNotExist)
+			return nil, nil, shown, &notExist{path + " does not exist"}
 		}
 		return nil, nil, shown, fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
 	}
@@ -261,8 +268,8 @@ func checkConnectorsDir(dir string, a *Agent) error {
 	li, err := os.Lstat(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("connectors directory %s is missing: %s; restore it (mkdir -m 0755 %s and put the connector files back) or fix connectors_dir in agent.toml: %w",
-				dir, keep, dir, fs.ErrNotExist)
+			return &notExist{fmt.Sprintf("connectors directory %s is missing: %s; restore it (mkdir -m 0755 %s and put the connector files back) or fix connectors_dir in agent.toml",
+				dir, keep, dir)}
 		}
 		return fmt.Errorf("connectors directory %s cannot be read (%v): %s; check it and its parents", dir, unwrapPath(err), keep)
 	}
