@@ -528,8 +528,14 @@ func (a *API) test(w http.ResponseWriter, rq *request) error {
 }
 
 func (a *API) health(w http.ResponseWriter, rq *request) error {
-	writeJSON(w, http.StatusOK, client.Health{Status: "ok", Version: Version, Mounts: a.o.Controller.MountedCount(),
-		Caller: rq.caller.String(), Role: rq.role.String()})
+	h := client.Health{Status: "ok", Version: Version, Mounts: a.o.Controller.MountedCount(),
+		Caller: rq.caller.String(), Role: rq.role.String()}
+	if hr, ok := a.o.Controller.(interface{ HealthError() string }); ok {
+		if e := hr.HealthError(); e != "" {
+			h.Status, h.Error = "degraded", e
+		}
+	}
+	writeJSON(w, http.StatusOK, h)
 	return nil
 }
 

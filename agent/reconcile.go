@@ -105,6 +105,7 @@ type reconciler struct {
 	ready chan struct{} // closed once adoption is settled
 
 	mu            sync.Mutex
+	dirErr        string // the connectors directory is missing or unsafe
 	pendingNotify bool
 	conns         map[string]*conn
 	subs          map[int]chan View
@@ -185,9 +186,18 @@ func (r *reconciler) Load() {
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
 	dir := r.agent.ConnectorsDir
-	des, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		r.log.Error("cannot read the connectors directory; keeping what is mounted", "dir", dir, "err", err)
+	// A missing, replaced or unsafe connectors directory (a botched deploy)
+	// changes nothing: every mount stays, the error is logged once and
+	// shown by /v1/health until the directory is back.
+	err := config.CheckConnectorsDir(dir, r.agent)
+	var des []os.DirEntry
+	if err == nil {
+		des, err = os.ReadDir(dir)
+		if err != nil {
+			err = fmt.Errorf("connectors directory %s cannot be read (%v): every mount is kept as it is until it can be read again", dir, errors.Unwrap(err))
+		}
+	}
+	if r.setDirErr(err) {
 		return
 	}
 	var files []loaded
@@ -198,15 +208,10 @@ func (r *reconciler) Load() {
 		}
 		l := loaded{id: config.ConnectorID(name), file: filepath.Join(dir, name)}
 		// A name that is listed but cannot be read (a dangling symlink, a
-		// directory) is an error of that connector, never a deletion: a
-		// working mount is not torn down for it.
-		if fi, err := os.Stat(l.file); err != nil {
-			l.err = &config.FileError{File: l.file, Msg: "cannot read the file: " + err.Error() + " (a broken symlink? fix or remove it)"}
-		} else if fi.IsDir() {
-			l.err = &config.FileError{File: l.file, Msg: "is a directory, not a connector file: rename or remove it"}
-		} else {
-			l.cfg, l.err = config.LoadConnector(l.file, r.agent)
-		}
+		// directory, a fifo, a file root does not control) is an error of
+		// that connector, never a deletion: a working mount is not torn
+		// down for it. LoadConnector never blocks.
+		l.cfg, l.err = config.LoadConnector(l.file, r.agent)
 		if l.err == nil && l.cfg != nil {
 			l.spec, l.err = r.buildSpec(l.cfg)
 			if l.err == nil {
@@ -222,10 +227,7 @@ func (r *reconciler) Load() {
 		seen[l.id] = true
 		c := r.conns[l.id]
 		if c == nil {
-			c = &conn{id: l.id, phase: client.StateInactive, kick: make(chan struct{}, 1),
-				changed: make(chan struct{}), firstDone: make(chan struct{})}
-			r.conns[l.id] = c
-			r.startConnLocked(c)
+			c = r.newConnLocked(l.id)
 		}
 		c.file, c.removed = l.file, false
 		if l.err != nil {
@@ -273,6 +275,35 @@ func (r *reconciler) Load() {
 	r.notify()
 }
 
+// setDirErr records the connectors directory's state after a look at it:
+// err != nil logs the error once (again only when it changes) and returns
+// true (the caller changes nothing); nil logs the directory's return once.
+func (r *reconciler) setDirErr(err error) bool {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	r.mu.Lock()
+	prev := r.dirErr
+	r.dirErr = msg
+	r.mu.Unlock()
+	switch {
+	case msg != "" && msg != prev:
+		r.log.Error("the connectors directory is unusable; keeping every connector and mount as it is", "dir", r.agent.ConnectorsDir, "err", msg)
+	case msg == "" && prev != "":
+		r.log.Info("the connectors directory is usable again; re-reading it", "dir", r.agent.ConnectorsDir)
+	}
+	return msg != ""
+}
+
+// HealthError is what is wrong with the node as a whole ("" when
+// nothing): today the connectors directory's error. /v1/health shows it.
+func (r *reconciler) HealthError() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dirErr
+}
+
 // wake asks c's goroutine to reconcile; a wake already pending is enough.
 func (c *conn) wake() {
 	select {
@@ -289,6 +320,15 @@ func (r *reconciler) wantLocked(c *conn) bool {
 	ov, ok := r.ov.get(c.id)
 	active, _ := desiredActive(c.good.Active, ov, ok)
 	return active
+}
+
+// newConnLocked adds connector id and starts its goroutine.
+func (r *reconciler) newConnLocked(id string) *conn {
+	c := &conn{id: id, phase: client.StateInactive, kick: make(chan struct{}, 1),
+		changed: make(chan struct{}), firstDone: make(chan struct{})}
+	r.conns[id] = c
+	r.startConnLocked(c)
+	return c
 }
 
 func (r *reconciler) startConnLocked(c *conn) {
@@ -927,6 +967,12 @@ func (r *reconciler) Start(ctx context.Context) {
 	for _, h := range handles {
 		r.mu.Lock()
 		c := r.conns[h.ID]
+		if c == nil && r.dirErr != "" {
+			// the connectors directory is unusable at start: every live
+			// mount is kept, showing the directory's error, until it is back
+			c = r.newConnLocked(h.ID)
+			c.file, c.cfgErr = filepath.Join(r.agent.ConnectorsDir, h.ID+".toml"), r.dirErr
+		}
 		keep := c != nil && r.wantLocked(c) && c.hash == h.SpecHash && c.h == nil
 		if c != nil && c.good == nil && c.cfgErr != "" && c.h == nil {
 			// its file is broken now and this agent never saw a good

@@ -43,6 +43,7 @@ func defaultAgent() *Agent {
 type rawAgent struct {
 	ProjectRoot    val `toml:"project_root"`
 	ConnectorsDir  val `toml:"connectors_dir"`
+	FollowLinks    val `toml:"connectors_follow_symlinks"`
 	Socket         val `toml:"socket"`
 	SocketGroup    val `toml:"socket_group"`
 	MetricsListen  val `toml:"metrics_listen"`
@@ -64,7 +65,7 @@ type rawAgent struct {
 }
 
 var agentKeys = keySpec{
-	leaves: setOf("project_root", "connectors_dir", "socket", "socket_group", "metrics_listen",
+	leaves: setOf("project_root", "connectors_dir", "connectors_follow_symlinks", "socket", "socket_group", "metrics_listen",
 		"secrets_dir", "state_dir", "cache_dir", "mount_uid", "mount_gid", "file_mode", "dir_mode",
 		"log_level", "resync_interval", "roles.admin", "roles.operator", "roles.viewer"),
 	tables:       setOf("roles", "binaries"),
@@ -84,7 +85,10 @@ func loadAgent(path string) (*Agent, error) {
 	if !explicit {
 		path = DefaultAgentPath
 	}
-	data, err := os.ReadFile(path)
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	data, _, _, err := readTrusted(path, trust{what: "agent settings file"}, maxConnectorSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if !explicit {
@@ -92,10 +96,7 @@ func loadAgent(path string) (*Agent, error) {
 			}
 			return nil, fmt.Errorf("%w: %s does not exist: create it or leave --config out to use the defaults", ErrNoConfig, path)
 		}
-		return nil, &FileError{File: path, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
-	}
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
+		return nil, &FileError{File: path, Msg: strings.TrimPrefix(err.Error(), path+" ")}
 	}
 	return parseAgent(path, data)
 }
@@ -107,7 +108,7 @@ func parseAgent(path string, data []byte) (*Agent, error) {
 	a.File = path
 	d := &doc{file: path, src: string(data)}
 	var raw rawAgent
-	if !d.decode(&raw) {
+	if !d.decode(&raw, agentKeys) {
 		return nil, d.err()
 	}
 	d.unknownKeys(agentKeys)
@@ -137,13 +138,23 @@ func parseAgent(path string, data []byte) (*Agent, error) {
 	dir("secrets_dir", raw.SecretsDir, &a.SecretsDir)
 	dir("state_dir", raw.StateDir, &a.StateDir)
 	dir("cache_dir", raw.CacheDir, &a.CacheDir)
+	if list, ok := d.strList("connectors_follow_symlinks", raw.FollowLinks); ok {
+		for i, s := range list {
+			s = strings.TrimSpace(s)
+			if !filepath.IsAbs(s) || hasControl(s) || filepath.Clean(s) == "/" {
+				d.failKey("connectors_follow_symlinks", "element %d must be an absolute directory other than \"/\", e.g. \"/srv/s3mounts/connectors\"", i+1)
+				continue
+			}
+			a.ConnectorsFollowSymlinks = append(a.ConnectorsFollowSymlinks, filepath.Clean(s))
+		}
+	}
 	if a.ProjectRoot == "/" {
 		d.failKey("project_root", `must not be "/": mounts would land on top of the system's directories`)
 	}
 
 	if s, ok := d.str("socket_group", raw.SocketGroup); ok {
 		if !validPrincipalName(s) {
-			d.failKey("socket_group", "%q is not a group name: give the name (or numeric gid) of the group allowed to connect", s)
+			d.failKey("socket_group", "is not a group name: give the name (or numeric gid) of the group allowed to connect")
 		} else {
 			a.SocketGroup = s
 		}
@@ -153,9 +164,9 @@ func parseAgent(path string, data []byte) (*Agent, error) {
 		if s != "" {
 			host, port, err := net.SplitHostPort(s)
 			if err != nil || port == "" {
-				d.failKey("metrics_listen", `%q is not an address: write HOST:PORT, e.g. "127.0.0.1:9108", or "" to turn metrics off`, s)
+				d.failKey("metrics_listen", `is not an address: write HOST:PORT, e.g. "127.0.0.1:9108", or "" to turn metrics off`)
 			} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-				d.failKey("metrics_listen", "port %q is not a number from 0 to 65535", port)
+				d.failKey("metrics_listen", "the port is not a number from 0 to 65535")
 			} else {
 				_ = host
 			}
@@ -184,7 +195,7 @@ func parseAgent(path string, data []byte) (*Agent, error) {
 		case "warning":
 			a.LogLevel = "warn"
 		default:
-			d.failKey("log_level", "%q is not a log level: use debug, info, warn or error", s)
+			d.failKey("log_level", "is not a log level: use debug, info, warn or error")
 		}
 	}
 	a.ResyncInterval = d.duration("resync_interval", raw.ResyncInterval, a.ResyncInterval, time.Second, 24*time.Hour)
@@ -195,9 +206,9 @@ func parseAgent(path string, data []byte) (*Agent, error) {
 			return
 		}
 		good := true
-		for _, m := range list {
+		for i, m := range list {
 			if err := checkRoleMember(m); err != nil {
-				d.failKey(key, "%q: %s", m, err)
+				d.failKey(key, "element %d %s", i+1, err)
 				good = false
 			}
 		}
@@ -217,7 +228,7 @@ func parseAgent(path string, data []byte) (*Agent, error) {
 	for _, name := range names {
 		key := "binaries." + name
 		if !contains(externalBackends, name) {
-			d.failKey(key, "%q is not a backend that runs a binary: use %s", name, strings.Join(externalBackends, " or "))
+			d.failKey(key, "is not a backend that runs a binary: use %s", strings.Join(externalBackends, " or "))
 			continue
 		}
 		s, ok := d.str(key, raw.Binaries[name])
@@ -225,7 +236,7 @@ func parseAgent(path string, data []byte) (*Agent, error) {
 			continue
 		}
 		if s != "" && !filepath.IsAbs(s) {
-			d.failKey(key, "%q must be an absolute path (or \"\" to search PATH)", s)
+			d.failKey(key, "must be an absolute path (or \"\" to search PATH)")
 			continue
 		}
 		if s != "" {
@@ -247,15 +258,15 @@ func checkRoleMember(m string) error {
 	switch kind {
 	case "user", "group":
 		if !validPrincipalName(name) {
-			return fmt.Errorf("%q is not a %s name (no spaces, colons or control characters)", name, kind)
+			return fmt.Errorf("is not a %s name (no spaces, colons or control characters)", kind)
 		}
 	case "uid":
 		n, err := strconv.ParseUint(name, 10, 32)
 		if err != nil || n == 1<<32-1 {
-			return fmt.Errorf("%q is not a numeric uid", name)
+			return errors.New("is not a numeric uid")
 		}
 	default:
-		return fmt.Errorf(`unknown kind %q: write "user:NAME", "group:NAME" or "uid:N"`, kind)
+		return errors.New(`has an unknown kind: write "user:NAME", "group:NAME" or "uid:N"`)
 	}
 	return nil
 }

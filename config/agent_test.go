@@ -111,7 +111,7 @@ func TestAgentErrors(t *testing.T) {
 		{"resync", "resync_interval = \"0s\"", "1: resync_interval", "out of range"},
 		{"metrics", "metrics_listen = \"9108\"", "1: metrics_listen", "HOST:PORT"},
 		{"socket group", "socket_group = \"a b\"", "1: socket_group", "not a group name"},
-		{"role member", "[roles]\nadmin = [\"root\"]", "2: roles.admin", `"root": is not a member`},
+		{"role member", "[roles]\nadmin = [\"root\"]", "2: roles.admin", `element 1 is not a member`},
 		{"role kind", "[roles]\noperator = [\"team:x\"]", "2: roles.operator", "unknown kind"},
 		{"role uid", "[roles]\nviewer = [\"uid:abc\"]", "2: roles.viewer", "numeric uid"},
 		{"role list", "[roles]\nviewer = \"group:x\"", "2: roles.viewer", "array of strings"},

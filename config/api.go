@@ -32,7 +32,9 @@ func (e *FileError) Error() string {
 func DefaultAgent() *Agent { return defaultAgent() }
 
 // LoadAgent reads agent.toml at path. path == "" means DefaultAgentPath,
-// and a missing default file yields DefaultAgent(). Errors are *FileError.
+// and a missing default file yields DefaultAgent(). The file must be a
+// regular file owned by root and not writable by group or others. Errors
+// are *FileError.
 func LoadAgent(path string) (*Agent, error) { return loadAgent(path) }
 
 // IsConnectorFile reports whether a directory entry name is a connector
@@ -43,9 +45,21 @@ func IsConnectorFile(name string) bool { return isConnectorFile(name) }
 // ConnectorID is the id of a connector file: its name without ".toml".
 func ConnectorID(name string) string { return connectorID(name) }
 
+// CheckConnectorsDir checks that dir, the connectors directory, exists and
+// is a directory root controls: owned by root, not writable by group or
+// others, and not a symlink (unless it is Kubernetes' ..data layout or
+// a.ConnectorsFollowSymlinks allows its target). The error says what is
+// wrong and the command that fixes it; errors.Is(err, fs.ErrNotExist) when
+// the directory is missing.
+func CheckConnectorsDir(dir string, a *Agent) error { return checkConnectorsDir(dir, a) }
+
 // LoadConnector reads, decodes (strictly: unknown keys are errors) and
-// validates one connector file, applying the agent's defaults (owner, group,
-// modes) and resolving owner/group names to ids. It does not read the secret.
+// validates one connector file, refusing a file root does not control
+// (not regular, not owned by root, writable by group or others, or a
+// symlink out of its directory that a.ConnectorsFollowSymlinks does not
+// allow); it never blocks on a fifo or a device. It applies the agent's
+// defaults (owner, group, modes) and resolves owner/group names to ids. It
+// does not read the secret.
 // Errors are *FileError (several may be joined with errors.Join).
 func LoadConnector(path string, a *Agent) (*Connector, error) { return loadConnector(path, a) }
 

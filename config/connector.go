@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -118,24 +117,9 @@ func loadConnector(path string, a *Agent) (*Connector, error) {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	f, err := os.Open(path)
+	data, info, _, err := readTrusted(path, connectorTrust(filepath.Dir(path), a), maxConnectorSize)
 	if err != nil {
-		return nil, &FileError{File: path, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, &FileError{File: path, Msg: fmt.Sprintf("cannot stat: %v", errors.Unwrap(err))}
-	}
-	if !info.Mode().IsRegular() {
-		return nil, &FileError{File: path, Msg: "is not a regular file: connectors must be plain files"}
-	}
-	if info.Size() > maxConnectorSize {
-		return nil, &FileError{File: path, Msg: fmt.Sprintf("is %d bytes: a connector file must be under 1 MiB", info.Size())}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxConnectorSize+1))
-	if err != nil {
-		return nil, &FileError{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}
+		return nil, &FileError{File: path, Msg: strings.TrimPrefix(err.Error(), path+" ")}
 	}
 	return parseConnector(path, data, info, a)
 }
@@ -168,7 +152,7 @@ func parseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Conn
 		d.fail(0, "", "the file name gives the connector id %q: rename the file to <id>.toml where id has only letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)", c.ID)
 	}
 	var raw rawConnector
-	if !d.decode(&raw) {
+	if !d.decode(&raw, connectorKeys) {
 		return nil, d.err()
 	}
 	d.unknownKeys(connectorKeys)
@@ -216,7 +200,7 @@ func parseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Conn
 	}
 	if s, ok := d.str("region", raw.Region); ok {
 		if !reRegion.MatchString(s) {
-			d.failKey("region", "%q is not a region name: write e.g. \"us-east-1\" or \"ru-central1\" (letters, digits, '-')", s)
+			d.failKey("region", "is not a region name: write e.g. \"us-east-1\" or \"ru-central1\" (letters, digits, '-')")
 		} else {
 			c.Region = s
 		}
@@ -225,14 +209,14 @@ func parseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Conn
 		d.fail(0, "bucket", `is required: add bucket = "…", the bucket's name`)
 	} else if s, ok := d.str("bucket", raw.Bucket); ok {
 		if err := checkBucket(s); err != nil {
-			d.failKey("bucket", "%q %s", s, err)
+			d.failKey("bucket", "%s", err)
 		} else {
 			c.Bucket = s
 		}
 	}
 	if s, ok := d.str("prefix", raw.Prefix); ok {
 		if p, err := normalizePrefix(s); err != nil {
-			d.failKey("prefix", "%q %s", s, err)
+			d.failKey("prefix", "%s", err)
 		} else {
 			c.Prefix = p
 		}
@@ -248,7 +232,7 @@ func parseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Conn
 		d.fail(0, "mount_name", `is required: add mount_name = "…", the directory under the project root`)
 	} else if s, ok := d.str("mount_name", raw.MountName); ok {
 		if !reMountName.MatchString(s) || s == "." || s == ".." {
-			d.failKey("mount_name", "%q is not a directory name: use 1 to 64 letters, digits, '.', '_' or '-' (not \".\" or \"..\")", s)
+			d.failKey("mount_name", "is not a directory name: use 1 to 64 letters, digits, '.', '_' or '-' (not \".\" or \"..\")")
 		} else {
 			c.MountName = s
 		}
@@ -283,7 +267,7 @@ func oneOf(d *doc, key, s string, allowed ...string) bool {
 	if contains(allowed, s) {
 		return true
 	}
-	d.failKey(key, "%q is not allowed: use %s", s, quoteList(allowed))
+	d.failKey(key, "is not allowed: use %s", quoteList(allowed))
 	return false
 }
 
@@ -315,7 +299,7 @@ func (d *doc) datetime(key string, v val) time.Time {
 	case string:
 		pt, err := time.Parse(time.RFC3339, t)
 		if err != nil {
-			d.failKey(key, "%q is not a date-time: write 2022-07-18T14:23:00Z (no quotes needed)", t)
+			d.failKey(key, "is not a date-time: write 2022-07-18T14:23:00Z (no quotes needed)")
 			return time.Time{}
 		}
 		return pt.UTC()
@@ -355,7 +339,7 @@ func (d *doc) principal(key string, v val, def uint32, isGroup bool) (string, ui
 		return s, uint32(n)
 	}
 	if !validPrincipalName(s) {
-		d.failKey(key, "%q is not a %s name", s, what)
+		d.failKey(key, "is not a %s name: give a name without spaces, colons or commas, or a numeric %s", what, lookup)
 		return "", def
 	}
 	var idStr string
@@ -372,12 +356,12 @@ func (d *doc) principal(key string, v val, def uint32, isGroup bool) (string, ui
 		}
 	}
 	if err != nil {
-		d.failKey(key, "no %s %q on this node: create it, or give a numeric %s", what, s, lookup)
+		d.failKey(key, "names no %s of this node: create it, or give a numeric %s", what, lookup)
 		return "", def
 	}
 	n, err := strconv.ParseUint(idStr, 10, 32)
 	if err != nil {
-		d.failKey(key, "%s %q has the non-numeric %s %q: give a numeric %s", what, s, lookup, idStr, lookup)
+		d.failKey(key, "names a %s whose %s is not numeric: give a numeric %s", what, lookup, lookup)
 		return "", def
 	}
 	return s, uint32(n)
@@ -401,15 +385,15 @@ func checkEndpoint(s string) (string, error) {
 		return "", errors.New("must not hold a user name or password: put credentials in [credentials]")
 	}
 	if u.Hostname() == "" {
-		return "", fmt.Errorf("%q has no host: write e.g. \"https://s3.example.com\"", u.String())
+		return "", errors.New(`has no host: write e.g. "https://s3.example.com"`)
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("%q has an invalid port: use 1 to 65535", u.String())
+			return "", errors.New("has an invalid port: use 1 to 65535")
 		}
 	}
 	if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(s, "?") || strings.HasSuffix(s, "#") {
-		return "", fmt.Errorf("%q must not have a query or fragment: give only scheme, host, port (and path)", u.Scheme+"://"+u.Host+u.Path)
+		return "", errors.New("must not have a query or fragment: give only scheme, host, port (and path)")
 	}
 	if u.Path == "/" {
 		u.Path = ""
@@ -647,10 +631,10 @@ func (d *doc) access(rules []rawRule) []AccessRule {
 				fail(f.key, `must be an array of names, e.g. ["alice"], not %s`, tomlType(f.v.v))
 				continue
 			}
-			for _, e := range list {
+			for j, e := range list {
 				s, ok := e.(string)
 				if !ok || !validPrincipalName(s) {
-					fail(f.key, "%s is not a name: give %s names in quotes", quoteAny(e), strings.TrimSuffix(f.key, "s"))
+					fail(f.key, "element %d is not a name: give %s names in quotes", j+1, strings.TrimSuffix(f.key, "s"))
 					continue
 				}
 				*f.dst = append(*f.dst, s)
@@ -668,10 +652,10 @@ func (d *doc) access(rules []rawRule) []AccessRule {
 			if !ok {
 				fail("actions", `must be an array, e.g. ["view", "browse"], not %s`, tomlType(r.Actions.v))
 			}
-			for _, e := range list {
+			for j, e := range list {
 				s, _ := e.(string)
 				if !contains(actionNames(), s) {
-					fail("actions", "%s is not an action: use %s", quoteAny(e), quoteList(actionNames()))
+					fail("actions", "element %d is not an action: use %s", j+1, quoteList(actionNames()))
 					continue
 				}
 				rule.Actions = append(rule.Actions, Action(s))
@@ -729,8 +713,8 @@ func duplicateMountNames(cs []*Connector) map[string]error {
 // lineOfKeyInFile finds a top-level key's line by re-reading the file
 // (best effort: 0 when it cannot).
 func lineOfKeyInFile(path, key string) int {
-	data, err := os.ReadFile(path)
-	if err != nil || len(data) > maxConnectorSize {
+	data, _, _, err := readTrusted(path, connectorTrust(filepath.Dir(path), nil), maxConnectorSize)
+	if err != nil {
 		return 0
 	}
 	for i, l := range scanLines(string(data)) {
@@ -775,11 +759,4 @@ func agentOrDefault(a *Agent) *Agent {
 		return defaultAgent()
 	}
 	return a
-}
-
-func quoteAny(v any) string {
-	if s, ok := v.(string); ok {
-		return strconv.Quote(s)
-	}
-	return tomlType(v)
 }

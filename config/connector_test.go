@@ -306,10 +306,10 @@ func TestConnectorErrors(t *testing.T) {
 		// access policy
 		{"empty policy", nil, "[access]\nallow = []", "6: access.allow", "is empty"},
 		{"rule names nobody", nil, "[[access.allow]]\nactions = [\"view\"]", "5: access.allow", "no users and no groups"},
-		{"bad action", nil, "[[access.allow]]\nusers = [\"a\"]\nactions = [\"view\", \"delete\"]", "7: access.allow.actions", `"delete" is not an action`},
+		{"bad action", nil, "[[access.allow]]\nusers = [\"a\"]\nactions = [\"view\", \"delete\"]", "7: access.allow.actions", `element 2 is not an action`},
 		{"empty actions", nil, "[[access.allow]]\nusers = [\"a\"]\nactions = []", "7: access.allow.actions", "is empty"},
 		{"users string", nil, "[[access.allow]]\nusers = \"alice\"", "6: access.allow.users", "array of names"},
-		{"bad group name", nil, "[[access.allow]]\ngroups = [\"a b\"]", "6: access.allow.groups", `"a b" is not a name`},
+		{"bad group name", nil, "[[access.allow]]\ngroups = [\"a b\"]", "6: access.allow.groups", `element 1 is not a name`},
 		{"second rule line", nil, "[[access.allow]]\nusers = [\"a\"]\n\n[[access.allow]]\nusers = [\"b\"]\nactions = [\"fly\"]", "10: access.allow.actions", "(rule 2)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -55,8 +55,11 @@ func (d *doc) err() error {
 
 // decode parses d.src into v (a struct of vals and tables). It returns
 // false when the document cannot be used at all (syntax error, or a table
-// written as a value); the error is already recorded.
-func (d *doc) decode(v any) bool {
+// written as a value); the error is already recorded. Its messages never
+// quote the file: the file may not be a connector at all (a credentials
+// file symlinked or copied by mistake), so only the line and, when it is
+// one the format knows, the key are named.
+func (d *doc) decode(v any, ks keySpec) bool {
 	// Editors on Windows may start a file with a byte order mark.
 	d.src = strings.TrimPrefix(d.src, "\ufeff")
 	md, err := toml.Decode(d.src, v)
@@ -64,19 +67,32 @@ func (d *doc) decode(v any) bool {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			d.fail(pe.Position.Line, pe.LastKey, "%s (fix the TOML syntax)", d.parseMessage(pe))
+			d.fail(pe.Position.Line, ks.known(pe.LastKey), "%s", syntaxMessage(pe.Message))
 			return false
 		}
 		// A type error of a table (e.g. cache = "x" where [cache] belongs):
 		// the decoder names the line and the key in its message.
 		d.loc = newKeyLocator(d.src)
 		d.loc.locate(md.Keys())
-		d.fail(typeErrLine(err), typeErrKey(err), "%s", tableTypeMessage(typeErrKey(err), err))
+		key := ks.known(typeErrKey(err))
+		d.fail(typeErrLine(err), key, "%s", tableTypeMessage(key))
 		return false
 	}
 	d.loc = newKeyLocator(d.src)
 	d.loc.locate(md.Keys())
 	return true
+}
+
+// known returns key if the format knows it ("" otherwise): an error names
+// a key of the file only when it cannot be a fragment of a value.
+func (ks keySpec) known(key string) string {
+	if ks.leaves[key] || ks.tables[key] {
+		return key
+	}
+	if k, _, ok := strings.Cut(key, "."); ok && ks.anyLeafUnder[k] && showableKey(key) {
+		return key
+	}
+	return ""
 }
 
 var (
@@ -101,50 +117,71 @@ func typeErrKey(err error) string {
 	return m[1]
 }
 
-func tableTypeMessage(key string, err error) string {
+func tableTypeMessage(key string) string {
 	switch key {
 	case "access.allow":
 		return "must be an array of tables: write each rule as [[access.allow]] followed by users, groups, actions"
 	case "access", "cache", "credentials", "roles", "binaries":
 		return fmt.Sprintf("must be a table: write [%s] on a line of its own and its keys below it", key)
 	}
-	msg := strings.TrimPrefix(err.Error(), "toml: ")
-	if i := strings.Index(msg, "): "); i >= 0 {
-		msg = msg[i+3:]
-	}
-	return msg + " (check the value's type)"
+	return "a value has the wrong type here (a table where a value belongs, or the other way round): check the line against docs/CONFIG.md"
 }
 
-var reQuoted = regexp.MustCompile(`'[^']*'|"[^"]*"`)
+const (
+	msgNumber = `this number is not valid: write digits only (e.g. 30), or put text in double quotes`
+	msgKeyVal = "expected key = value: each line holds key = value, a [table] header or a # comment"
+	msgArray  = "an array [ … ] or inline table { … } is malformed: separate the items with commas and close it"
+	msgEscape = `a string holds an invalid escape: write \\ for a backslash, or use a 'literal string'`
+	msgDate   = "this date-time is not valid: write e.g. 2022-07-18T14:23:00Z"
+	msgQuote  = "a string is not closed: close the quote on the same line"
+)
 
-// parseMessage is a ParseError's message, with any quoted fragment hidden
-// when the error is in the [credentials] table or on a line naming a
-// secret: a syntax error must never echo a secret.
-func (d *doc) parseMessage(pe toml.ParseError) string {
-	msg := pe.Message
-	if d.secretLine(pe.Position.Line) || strings.Contains(pe.LastKey, "credentials") ||
-		strings.Contains(pe.LastKey, "secret") || strings.Contains(pe.LastKey, "token") {
-		msg = reQuoted.ReplaceAllString(msg, "(value hidden)")
-	}
-	return msg
+// syntaxMessages turns the TOML decoder's messages, which quote the text
+// they stopped at, into fixed sentences that quote nothing. The first
+// match (case-insensitive substring) wins.
+var syntaxMessages = []struct{ match, msg string }{
+	{"cannot contain newlines", `a string is not closed on its line: close the quote, or use """ … """ for text over several lines`},
+	{`expected '"""'`, `a multi-line string is not closed: end it with """`},
+	{`expected "'''"`, `a multi-line string is not closed: end it with '''`},
+	{`expected '"'`, msgQuote},
+	{`expected "'"`, msgQuote},
+	{"expected value", `this is not a TOML value: put text in double quotes (key = "text"); numbers, true and false go without quotes`},
+	{"expected key separator", msgKeyVal},
+	{"expected '.' or '='", msgKeyVal},
+	{"key name appears blank", "a key is missing before '=': write key = value"},
+	{"keys cannot start", "a key must not start with '.': write key = value"},
+	{"unexpected '='", "a key is missing before '=': write key = value"},
+	{"unexpected '.'", "a key is malformed: write key = value (dotted keys as a.b = value)"},
+	{"top-level item to end", "unexpected text after the value: write one key = value on each line (comments start with #)"},
+	{"table array name", "the table header is malformed: write [[name]] on a line of its own"},
+	{"table name", "the table header is malformed: write [name] or [[name]] on a line of its own"},
+	{"comma", msgArray},
+	{"terminator", msgArray},
+	{"already been defined", "is defined twice: keep one definition"},
+	{"already created", "is defined twice (as a table and as a value): keep one definition"},
+	{"is not a table", "is a value, so it cannot have keys below it: remove one of the two"},
+	{"hexadecimal digits", msgEscape},
+	{"escape", msgEscape},
+	{"utf-8", "the line is not valid UTF-8: save the file as UTF-8"},
+	{"control character", "the line holds a control character: remove it"},
+	{"datetime", msgDate},
+	{"date", msgDate},
+	{"float", msgNumber},
+	{"integer", msgNumber},
+	{"number", msgNumber},
+	{"digit", msgNumber},
+	{"unexpected eof", "the file ends inside a value or header: close the quote, bracket or brace"},
 }
 
-func (d *doc) secretLine(n int) bool {
-	lines := strings.Split(d.src, "\n")
-	if n < 1 || n > len(lines) {
-		return true // unknown: be safe
-	}
-	l := strings.ToLower(lines[n-1])
-	if strings.Contains(l, "secret") || strings.Contains(l, "token") || strings.Contains(l, "credentials") {
-		return true
-	}
-	for i := n - 1; i >= 0; i-- {
-		t := strings.TrimSpace(lines[i])
-		if strings.HasPrefix(t, "[") {
-			return strings.Contains(t, "credentials")
+// syntaxMessage is the fixed sentence for a decoder message.
+func syntaxMessage(m string) string {
+	lm := strings.ToLower(m)
+	for _, s := range syntaxMessages {
+		if strings.Contains(lm, strings.ToLower(s.match)) {
+			return s.msg + " (fix the TOML syntax)"
 		}
 	}
-	return false
+	return "this line is not valid TOML: check its quotes, brackets and = sign (fix the TOML syntax)"
 }
 
 // keySpec describes the keys a file may hold.
@@ -177,7 +214,12 @@ func (d *doc) unknownKeys(ks keySpec) {
 		if s2 := closest(s, ks); s2 != "" {
 			msg = fmt.Sprintf("unknown key: did you mean %q? (keys are case-sensitive)", s2)
 		}
-		d.fail(d.loc.lineFor(s), s, "%s", msg)
+		shown := s
+		if !showableKey(s) {
+			shown = ""
+			msg = "an unknown key (not shown: it is quoted or longer than 64 bytes): remove it"
+		}
+		d.fail(d.loc.lineFor(s), shown, "%s", msg)
 	}
 	for _, k := range d.md.Keys() {
 		s := k.String()
@@ -195,6 +237,20 @@ func (d *doc) unknownKeys(ks keySpec) {
 		}
 		report(k)
 	}
+}
+
+// showableKey reports whether an unknown key may be named in an error: a
+// plain dotted key of at most 64 bytes (a quoted key may hold anything).
+func showableKey(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isBareKeyChar(s[i]) && s[i] != '.' {
+			return false
+		}
+	}
+	return true
 }
 
 func closest(s string, ks keySpec) string {
@@ -310,7 +366,7 @@ func (d *doc) duration(key string, v val, def, lo, hi time.Duration) time.Durati
 	}
 	dur, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
-		d.failKey(key, "%q is not a duration: write e.g. \"10s\", \"500ms\" or \"2m\"", s)
+		d.failKey(key, "is not a duration: write e.g. \"10s\", \"500ms\" or \"2m\"")
 		return def
 	}
 	if dur < lo || dur > hi {
@@ -339,7 +395,7 @@ func (d *doc) mode(key string, v val, def uint32) uint32 {
 	}
 	m, err := parseMode(s)
 	if err != nil {
-		d.failKey(key, "%q %s", s, err)
+		d.failKey(key, "%s", err)
 		return def
 	}
 	return m

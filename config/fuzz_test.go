@@ -43,7 +43,9 @@ func TestTestdata(t *testing.T) {
 }
 
 // FuzzParseConnector: arbitrary bytes never panic the parser; every error
-// is made of *FileError naming the file; what is accepted is valid.
+// is made of *FileError naming the file; what is accepted is valid; and no
+// error quotes a value of the file (a marker put in value positions of the
+// input never appears in an error).
 func FuzzParseConnector(f *testing.F) {
 	for _, dir := range []string{"valid", "invalid"} {
 		files, _ := filepath.Glob(filepath.Join("testdata", dir, "*.toml"))
@@ -55,8 +57,13 @@ func FuzzParseConnector(f *testing.F) {
 	}
 	f.Add([]byte(conn(nil, "")))
 	f.Add([]byte(conn(nil, "[credentials]\naccess_key_id = \"AK\"\nsecret_access_key_encrypted = \"\"\"\n-----BEGIN AGE ENCRYPTED FILE-----\nYQ==\n-----END AGE ENCRYPTED FILE-----\n\"\"\"")))
+	for _, form := range markerForms {
+		f.Add([]byte(conn(nil, form)))
+	}
 	const name = "/fuzz/conn.toml"
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Property: no error quotes a value of the file.
+		noMarker(t, data, func(b []byte) error { _, err := ParseConnector(name, b, nil, nil); return err })
 		c, err := ParseConnector(name, data, nil, nil)
 		if err != nil {
 			if c != nil {
@@ -98,7 +105,8 @@ func FuzzParseConnector(f *testing.F) {
 }
 
 // FuzzParseAgent: agent.toml of arbitrary bytes never panics; errors are
-// FileErrors naming the file; what is accepted has sane values.
+// FileErrors naming the file and quote no value; what is accepted has sane
+// values.
 func FuzzParseAgent(f *testing.F) {
 	if data, err := os.ReadFile(filepath.Join("..", "packaging", "examples", "agent.toml")); err == nil {
 		f.Add(data)
@@ -107,6 +115,7 @@ func FuzzParseAgent(f *testing.F) {
 	f.Add([]byte("mount_uid = -1\nfile_mode = 644\nroles = 1\n"))
 	const name = "/fuzz/agent.toml"
 	f.Fuzz(func(t *testing.T, data []byte) {
+		noMarker(t, data, func(b []byte) error { _, err := parseAgent(name, b); return err })
 		a, err := parseAgent(name, data)
 		if err != nil {
 			if a != nil {
@@ -142,4 +151,93 @@ func FuzzParseAgent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// marker stands for a secret in a file that is not a valid connector (a
+// credentials or .env file symlinked or copied into connectors_dir): it
+// must never appear in an error.
+const marker = "QzXwSeKrT7319mk"
+
+// markerForms put the marker where a secret would be: a bare value, quoted
+// values (closed or not), arrays, inline tables, multi-line strings, a
+// line of its own (a secret file's whole content), an .env or ini line.
+var markerForms = []string{
+	"\nendpoint = " + marker + "\n",
+	"\nregion = \"" + marker + "\"\n",
+	"\nbucket = '" + marker + "\n",
+	"\nmount_name = \"" + marker + "\n",
+	"\nmode = [\"" + marker + "\", 1]\n",
+	"\nowner = { a = \"" + marker + "\" }\n",
+	"\nname = \"\"\"" + marker + "\n",
+	"\n" + marker + "\n",
+	"\nAWS_SECRET_ACCESS_KEY=" + marker + "\n",
+	"\n[default]\naws_secret_access_key = " + marker + "\n",
+	"\n[credentials]\nsecret_access_key = " + marker + "x\"\n",
+	"\nstall_timeout = \"" + marker + "\"\nfile_mode = \"" + marker + "\"\ncreated_at = \"" + marker + "\"\n",
+	"\nbackend = \"" + marker + "\"\naddressing = \"" + marker + "\"\nactive = " + marker + "\n",
+	"\n[[access.allow]]\nusers = [\"" + marker + " x\"]\nactions = [\"" + marker + "\"]\n",
+	"\nlog_level = \"" + marker + "\"\nsocket_group = \"" + marker + " \"\nmetrics_listen = \"" + marker + "\"\n",
+	"\n[roles]\nadmin = [\"" + marker + "\"]\n[binaries]\ns3fs = \"" + marker + "\"\n",
+	"\nconnectors_follow_symlinks = [\"" + marker + "\"]\nmount_uid = \"" + marker + "\"\n",
+}
+
+// withMarkers returns variants of data with the marker in value positions:
+// right after the first '=' of every line, and one form appended.
+func withMarkers(data []byte) [][]byte {
+	lines := strings.Split(string(data), "\n")
+	for i, l := range lines {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			lines[i] = k + "=" + marker + v
+		}
+	}
+	form := markerForms[len(data)%len(markerForms)]
+	return [][]byte{
+		[]byte(strings.Join(lines, "\n")),
+		append(append([]byte{}, data...), form...),
+		append([]byte(form), data...),
+	}
+}
+
+// noMarker fails when an error of parse quotes the marker.
+func noMarker(t *testing.T, data []byte, parse func([]byte) error) {
+	t.Helper()
+	for _, in := range withMarkers(data) {
+		if err := parse(in); err != nil && strings.Contains(err.Error(), marker) {
+			t.Fatalf("an error quotes the file's content:\n%v\ninput:\n%s", err, in)
+		}
+	}
+}
+
+// TestErrorsNeverQuoteContent: every marker form, alone and around a valid
+// connector or agent.toml, gives errors without the marker.
+func TestErrorsNeverQuoteContent(t *testing.T) {
+	bases := [][]byte{nil, []byte(conn(nil, "")), []byte("[credentials]\n"), []byte("x = 1\n")}
+	if b, err := os.ReadFile(filepath.Join("..", "packaging", "examples", "agent.toml")); err == nil {
+		bases = append(bases, b)
+	}
+	errs := make([]int, len(markerForms))
+	for _, base := range bases {
+		for fi, form := range markerForms {
+			for _, in := range [][]byte{append(append([]byte{}, base...), form...), append([]byte(form), base...)} {
+				for _, parse := range []func([]byte) error{
+					func(b []byte) error { _, err := ParseConnector("/x/c.toml", b, nil, nil); return err },
+					func(b []byte) error { _, err := parseAgent("/x/agent.toml", b); return err },
+				} {
+					err := parse(in)
+					if err != nil {
+						errs[fi]++
+					}
+					if err != nil && strings.Contains(err.Error(), marker) {
+						t.Fatalf("an error quotes the file's content:\n%v\ninput:\n%s", err, in)
+					}
+				}
+			}
+		}
+		noMarker(t, base, func(b []byte) error { _, err := ParseConnector("/x/c.toml", b, nil, nil); return err })
+	}
+	for i, n := range errs {
+		if n == 0 {
+			t.Errorf("form %d gave no error at all: %q", i, markerForms[i])
+		}
+	}
 }

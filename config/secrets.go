@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -201,44 +200,16 @@ func looksAge(b []byte) bool {
 
 // readProtected reads a file holding a secret, following symlinks (a
 // Kubernetes Secret volume links <name> → ..data/<name>), and checks the
-// file actually opened: a regular file owned by root (or by the euid when
-// not root) and not readable or writable by group or others. Errors name
-// the file and what to do, never the content.
+// file actually opened (see trust.go): a regular file owned by root and not
+// readable or writable by group or others. Errors name the file and what
+// to do, never the content.
 func readProtected(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	data, _, shown, err := readTrusted(path, trust{what: "secret", secret: true}, maxSecretSize)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s does not exist: create it (mode 0600, owned by root): %w", path, fs.ErrNotExist)
+			return nil, &notExist{shown + " does not exist: create it (mode 0600, owned by root)"}
 		}
-		return nil, fmt.Errorf("cannot open %s: %v", path, errors.Unwrap(err))
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("cannot stat %s: %v", path, errors.Unwrap(err))
-	}
-	shown := path
-	if target, err := filepath.EvalSymlinks(path); err == nil && target != path {
-		shown = fmt.Sprintf("%s (→ %s)", path, target)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", shown)
-	}
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		euid := uint32(os.Geteuid())
-		if st.Uid != 0 && st.Uid != euid {
-			return nil, fmt.Errorf("%s is owned by uid %d: a secret must be owned by root: chown root %s", shown, st.Uid, path)
-		}
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %04o: a secret must not be readable or writable by group or others: chmod 600 %s (in Kubernetes, set defaultMode: 0400 on the Secret volume)", shown, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %v", shown, err)
-	}
-	if len(data) > maxSecretSize {
-		return nil, fmt.Errorf("%s is larger than 64 KiB: that is no secret key; check the path", shown)
+		return nil, err
 	}
 	return data, nil
 }

@@ -47,6 +47,11 @@ type Agent struct {
 	// Binaries overrides where external backends are found ([binaries]
 	// geesefs = "/opt/geesefs"); empty means PATH.
 	Binaries map[string]string
+	// ConnectorsFollowSymlinks lists directories a symlink in
+	// connectors_dir (or connectors_dir itself) may lead into (key
+	// connectors_follow_symlinks, default none: symlinks are followed only
+	// within connectors_dir, as in Kubernetes' ..data layout).
+	ConnectorsFollowSymlinks []string
 	// File is the path it was read from ("" when defaults only).
 	File string
 }

@@ -343,6 +343,9 @@ func (a *App) health(ctx context.Context, _ *flag.FlagSet, _ []string) error {
 		return a.printJSON(h)
 	}
 	fmt.Fprintf(a.Stdout, "s3mountd %s at %s: %s, %d mounted\n", h.Version, a.socket, h.Status, h.Mounts)
+	if h.Error != "" {
+		fmt.Fprintf(a.Stdout, "error: %s\n", h.Error)
+	}
 	return nil
 }
 

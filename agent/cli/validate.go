@@ -22,8 +22,11 @@ type fileReport struct {
 }
 
 type validateReport struct {
-	OK    bool         `json:"ok"`
-	Files []fileReport `json:"files"`
+	OK bool `json:"ok"`
+	// DirError is what is wrong with the connectors directory itself
+	// (missing, a symlink, not root's): the daemon then changes nothing.
+	DirError string       `json:"dir_error,omitempty"`
+	Files    []fileReport `json:"files"`
 }
 
 // splitErrors flattens errors.Join trees into one message per line.
@@ -83,10 +86,19 @@ func (a *App) validate(_ context.Context, _ *flag.FlagSet, args []string) error 
 	}
 	fi, err := os.Stat(target)
 	if err != nil {
+		if len(args) == 0 {
+			if derr := config.CheckConnectorsDir(target, ag); derr != nil {
+				return fmt.Errorf("validate: %v", derr)
+			}
+		}
 		return fmt.Errorf("validate: %w", err)
 	}
 	var files []string
+	var dirErr error
 	if fi.IsDir() {
+		// The same check the daemon makes: it loads nothing from a
+		// directory root does not control.
+		dirErr = config.CheckConnectorsDir(target, ag)
 		entries, err := os.ReadDir(target)
 		if err != nil {
 			return fmt.Errorf("validate: %w", err)
@@ -102,7 +114,10 @@ func (a *App) validate(_ context.Context, _ *flag.FlagSet, args []string) error 
 		files = []string{target}
 	}
 
-	rep := validateReport{OK: true, Files: make([]fileReport, 0, len(files))}
+	rep := validateReport{OK: dirErr == nil, Files: make([]fileReport, 0, len(files))}
+	if dirErr != nil {
+		rep.DirError = dirErr.Error()
+	}
 	var good []*config.Connector
 	index := map[string]int{} // connector id → report
 	for _, f := range files {
@@ -141,6 +156,9 @@ func (a *App) validate(_ context.Context, _ *flag.FlagSet, args []string) error 
 	if a.json {
 		a.printJSON(rep)
 	} else {
+		if rep.DirError != "" {
+			fmt.Fprintln(a.Stdout, rep.DirError)
+		}
 		for _, r := range rep.Files {
 			for _, e := range r.Errors {
 				fmt.Fprintln(a.Stdout, e)

@@ -46,9 +46,13 @@ const (
 
 // Health is GET /v1/health.
 type Health struct {
+	// Status is "ok", or "degraded" when Error says what is wrong with the
+	// node as a whole (e.g. the connectors directory is missing; every
+	// mount is kept meanwhile).
 	Status  string `json:"status"`
 	Version string `json:"version"`
 	Mounts  int    `json:"mounts"`
+	Error   string `json:"error,omitempty"`
 	// Caller and Role say who the daemon takes the caller to be (from the
 	// socket's peer credentials) and the caller's role on this node:
 	// "admin", "operator", "viewer", or "user" (no role: only what a
