@@ -25,7 +25,10 @@ type Metrics struct {
 	// APIDuration is the latency of socket API requests by route
 	// (the events stream is not timed: it lasts as long as the client).
 	APIDuration *prometheus.HistogramVec
-	Registry    *prometheus.Registry
+	// APIRefused counts callers refused for holding too much; label
+	// "limit" (connections or event_streams).
+	APIRefused *prometheus.CounterVec
+	Registry   *prometheus.Registry
 }
 
 // allStates lists every connector state, so that each gauge series exists
@@ -49,9 +52,12 @@ func NewMetrics(ctrl Controller) *Metrics {
 			Name: "s3mounts_api_request_duration_seconds", Help: "Socket API request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}},
 			[]string{"route"}),
+		APIRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "s3mounts_api_refused_total", Help: "Socket API connections or event streams refused by the per-uid limits."},
+			[]string{"limit"}),
 		Registry: reg,
 	}
-	reg.MustRegister(m.ReconcileErrors, m.WorkerRestarts, m.APIRequests, m.APIDuration,
+	reg.MustRegister(m.ReconcileErrors, m.WorkerRestarts, m.APIRequests, m.APIDuration, m.APIRefused,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
