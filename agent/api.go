@@ -103,7 +103,7 @@ type closingKey struct{}
 func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 	closing := make(chan struct{})
 	srv := &http.Server{
-		Handler:     a,
+		Handler: a,
 		// read at each connection (tests replace connCtx after Serve started)
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return a.connCtx(ctx, c) },
 		BaseContext: func(net.Listener) context.Context {
