@@ -141,7 +141,15 @@ func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 
 // MetricsHandler serves /metrics for the optional TCP metrics_listen address
 // (no caller identity there: whoever can reach that address may scrape).
-func (a *API) MetricsHandler() http.Handler { return a.o.Metrics.handler() }
+// Without metrics_connectors it serves the per-node aggregates only: no
+// connector id or state reaches a caller the socket's policies would not
+// show it to.
+func (a *API) MetricsHandler() http.Handler {
+	if a.o.Agent != nil && a.o.Agent.MetricsConnectors {
+		return a.o.Metrics.handler()
+	}
+	return a.o.Metrics.nodeHandler()
+}
 
 // request is one API call with its caller resolved.
 type request struct {

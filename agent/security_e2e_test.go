@@ -5,10 +5,14 @@ package agent_test
 // MinIO, real FUSE.
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3mounts/s3mounts/agent/client"
 	"github.com/s3mounts/s3mounts/internal/testenv"
@@ -136,5 +140,48 @@ func TestLastGoodSurvivesRestart(t *testing.T) {
 	d.WaitState("data", "")
 	if n := countMounts(d.Mounts(), mp); n != 0 {
 		t.Fatalf("a removed connector was mounted from its last good version")
+	}
+}
+
+// TestMetricsListenAggregatesOnly: metrics_listen (TCP, no caller identity)
+// serves per-node aggregates only, no connector id or state, unless
+// metrics_connectors = true; the socket's /metrics for admins keeps every
+// series.
+func TestMetricsListenAggregatesOnly(t *testing.T) {
+	for _, full := range []bool{false, true} {
+		port := testenv.FreePort(t)
+		toml := fmt.Sprintf("metrics_listen = \"127.0.0.1:%d\"\n", port)
+		if full {
+			toml += "metrics_connectors = true\n"
+		}
+		d := testenv.StartDaemon(t, testenv.DaemonOptions{AgentTOML: toml})
+		d.WriteConnector("hidden-team-x", "name = \"x\"\nendpoint = \"http://127.0.0.1:9\"\nbucket = \"bucket\"\nmount_name = \"x\"\nactive = false\n[credentials]\nanonymous = true\n")
+		d.WaitState("hidden-team-x", client.StateInactive)
+		var body string
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				body = string(b)
+				if strings.Contains(body, `s3mounts_node_connectors{state="inactive"} 1`) {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("metrics_connectors=%v: no node aggregate on %d within 1 min (err %v):\n%s", full, port, err, body)
+			}
+		}
+		if got := strings.Contains(body, "hidden-team-x"); got != full {
+			t.Errorf("metrics_connectors=%v: connector id in the TCP metrics = %v, want %v", full, got, full)
+		}
+		if got := strings.Contains(body, "s3mounts_connector_state{"); got != full {
+			t.Errorf("metrics_connectors=%v: per-connector states in the TCP metrics = %v, want %v", full, got, full)
+		}
+		code, sock := d.Do("GET", "/metrics")
+		if code != 200 || !strings.Contains(string(sock), `s3mounts_connector_state{connector="hidden-team-x"`) {
+			t.Errorf("socket /metrics for root: %d, lacks the per-connector series", code)
+		}
+		d.Stop()
 	}
 }
