@@ -40,13 +40,20 @@ func (r *reconciler) claimNamesLocked() {
 			c.claimSince = time.Time{}
 		}
 	}
+	changed := false
 	for name, id := range r.holders {
 		if len(claims[name]) == 0 || r.conns[id] == nil {
 			delete(r.holders, name)
+			changed = true
 		}
 	}
 	for name, cs := range claims {
-		r.holders[name] = r.pickHolderLocked(name, cs).id
+		h := r.pickHolderLocked(name, cs).id
+		changed = changed || r.holders[name] != h
+		r.holders[name] = h
+	}
+	if changed {
+		r.saveLastGoodLocked() // the holders survive a restart
 	}
 	for _, c := range r.conns {
 		dup, anon, other := "", "", ""

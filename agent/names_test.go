@@ -81,3 +81,29 @@ func TestClaimNames(t *testing.T) {
 		t.Fatalf("after zz was removed: holder %q, aa %q", r.holders["shared"], aaOff.dupErr)
 	}
 }
+
+// TestNameConflictRedacted: a connector's mount_name error names the
+// holder only to callers who may view the holder; activation's 409 too.
+func TestNameConflictRedacted(t *testing.T) {
+	api := NewAPI(APIOptions{Controller: newFake(0), Agent: &config.Agent{Roles: testRoles}})
+	f := api.o.Controller.(*fakeController)
+	f.add("hidden", []config.AccessRule{{Users: []string{"nobody-else"}, Actions: []config.Action{"view"}}})
+	f.add("claimant", []config.AccessRule{{Groups: []string{"team-a"}, Actions: []config.Action{"view"}}})
+	v := f.views["claimant"]
+	v.Connector.State = client.StateError
+	v.Connector.Error = `claimant.toml: mount_name: "x" is held by connector hidden (hidden.toml)`
+	v.NameHolder, v.ErrorAnon = "hidden", `claimant.toml: mount_name: "x" is used by another connector`
+	for _, tc := range []struct {
+		c    *Caller
+		full bool
+	}{{root, true}, {paul, false}} {
+		role := RoleOf(tc.c, testRoles)
+		got, ok := api.present(tc.c, role, v)
+		if !ok {
+			t.Fatalf("%s may not view the claimant", tc.c)
+		}
+		if strings.Contains(got.Error, "hidden") != tc.full {
+			t.Errorf("%s sees %q (holder named: want %v)", tc.c, got.Error, tc.full)
+		}
+	}
+}
