@@ -187,6 +187,9 @@ func (r *reconciler) seedLastGood() {
 		if c == nil || c.ID != id || r.conns[id] != nil {
 			continue
 		}
+		if _, err := os.Lstat(c.File); errors.Is(err, os.ErrNotExist) {
+			continue // removed while the agent was down: forgotten
+		}
 		if rec.SessionTokenAge != "" {
 			if r.key == nil {
 				continue
