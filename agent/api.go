@@ -67,6 +67,9 @@ type API struct {
 	enc encCache
 	// connCtx attaches a connection's credentials (tests replace it).
 	connCtx func(context.Context, net.Conn) context.Context
+	// peer reads a new connection's credentials for the per-uid limits
+	// (tests replace it).
+	peer func(net.Conn) peerCred
 }
 
 // NewAPI returns the API server.
@@ -91,7 +94,7 @@ func NewAPI(o APIOptions) *API {
 		lim = o.Agent.Limits
 	}
 	return &API{o: o, log: o.Log.With("component", "api"), ids: newIdentities(o.IdentityTTL), lim: newUIDLimits(lim),
-		connCtx: connContext}
+		connCtx: connContext, peer: readPeerCred}
 }
 
 type closingKey struct{}

@@ -29,10 +29,11 @@ const (
 	rejectors = 32
 	// rejectTimeout bounds reading the refused request and writing the 429.
 	rejectTimeout = 2 * time.Second
-	// streamWriteTimeout bounds writing one event (or keep-alive) to a
-	// stream: a reader that stops reading is dropped after it.
-	streamWriteTimeout = 10 * time.Second
 )
+
+// streamWriteTimeout bounds writing one event (or keep-alive) to a stream:
+// a reader that stops reading is dropped after it (a variable for tests).
+var streamWriteTimeout = 10 * time.Second
 
 type uidLimits struct {
 	conns, streams int
@@ -118,7 +119,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		pc := readPeerCred(c)
+		pc := l.a.peer(c)
 		lim := l.a.lim
 		if pc.ok && !lim.acquire(lim.nConns, lim.conns, pc.uid) {
 			l.a.o.Metrics.APIRefused.WithLabelValues("connections").Inc()
