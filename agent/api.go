@@ -63,9 +63,13 @@ type API struct {
 	o   APIOptions
 	log *slog.Logger
 	ids *identities
+	lim *uidLimits
 	enc encCache
 	// connCtx attaches a connection's credentials (tests replace it).
 	connCtx func(context.Context, net.Conn) context.Context
+	// peer reads a new connection's credentials for the per-uid limits
+	// (tests replace it).
+	peer func(net.Conn) peerCred
 }
 
 // NewAPI returns the API server.
@@ -85,7 +89,12 @@ func NewAPI(o APIOptions) *API {
 	if o.IdentityTTL <= 0 {
 		o.IdentityTTL = DefaultIdentityTTL
 	}
-	return &API{o: o, log: o.Log.With("component", "api"), ids: newIdentities(o.IdentityTTL), connCtx: connContext}
+	var lim config.Limits
+	if o.Agent != nil {
+		lim = o.Agent.Limits
+	}
+	return &API{o: o, log: o.Log.With("component", "api"), ids: newIdentities(o.IdentityTTL), lim: newUIDLimits(lim),
+		connCtx: connContext, peer: readPeerCred}
 }
 
 type closingKey struct{}
@@ -97,22 +106,23 @@ type closingKey struct{}
 func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 	closing := make(chan struct{})
 	srv := &http.Server{
-		Handler:     a,
-		ConnContext: a.connCtx,
+		Handler: a,
+		// read at each connection (tests replace connCtx after Serve started)
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return a.connCtx(ctx, c) },
 		BaseContext: func(net.Listener) context.Context {
 			return context.WithValue(context.Background(), closingKey{}, closing)
 		},
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Activation waits up to ActionTimeout; the events stream lifts
 		// both deadlines for itself.
 		WriteTimeout:   a.o.ActionTimeout + 30*time.Second,
-		IdleTimeout:    2 * time.Minute,
+		IdleTimeout:    30 * time.Second,
 		MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(a.limitListener(ln)) }()
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
@@ -134,7 +144,15 @@ func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 
 // MetricsHandler serves /metrics for the optional TCP metrics_listen address
 // (no caller identity there: whoever can reach that address may scrape).
-func (a *API) MetricsHandler() http.Handler { return a.o.Metrics.handler() }
+// Without metrics_connectors it serves the per-node aggregates only: no
+// connector id or state reaches a caller the socket's policies would not
+// show it to.
+func (a *API) MetricsHandler() http.Handler {
+	if a.o.Agent != nil && a.o.Agent.MetricsConnectors {
+		return a.o.Metrics.handler()
+	}
+	return a.o.Metrics.nodeHandler()
+}
 
 // request is one API call with its caller resolved.
 type request struct {
@@ -315,6 +333,8 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case client.CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case client.CodeTooMany:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -327,7 +347,7 @@ func toCoded(err error) *CodedError {
 		out := *ce
 		switch out.Code {
 		case client.CodeNotFound, client.CodeForbidden, client.CodeInvalid, client.CodeConflict,
-			client.CodeUnavailable, client.CodeInternal:
+			client.CodeUnavailable, client.CodeInternal, client.CodeTooMany:
 		default:
 			out.Code = client.CodeInternal
 		}
@@ -397,7 +417,17 @@ func (a *API) present(c *Caller, role Role, v View) (client.Connector, bool) {
 	}
 	out := v.Connector
 	out.Actions = acts
+	if v.NameHolder != "" && !a.mayView(c, role, v.NameHolder) {
+		out.Error = v.ErrorAnon
+	}
 	return out, true
+}
+
+// mayView reports whether the caller may view connector id (errors name
+// another connector only to callers who may view it).
+func (a *API) mayView(c *Caller, role Role, id string) bool {
+	o, ok := a.o.Controller.Connector(id)
+	return ok && Allowed(c, role, o.Access, config.ActionView)
 }
 
 func (a *API) answer(w http.ResponseWriter, rq *request, v View) error {
@@ -457,6 +487,14 @@ func (a *API) setActive(w http.ResponseWriter, rq *request, act config.Action,
 	ctx, cancel := context.WithTimeout(rq.Context(), a.o.ActionTimeout)
 	defer cancel()
 	v, err := do(ctx, rq.id)
+	var nc *NameConflictError
+	if errors.As(err, &nc) {
+		msg := nc.Message
+		if !a.mayView(rq.caller, rq.role, nc.Holder) {
+			msg = nc.Anon
+		}
+		return Errorf(client.CodeConflict, "%s", msg)
+	}
 	if err != nil {
 		return err
 	}

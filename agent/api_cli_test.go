@@ -18,6 +18,7 @@ import (
 
 	"github.com/s3mounts/s3mounts/agent/cli"
 	"github.com/s3mounts/s3mounts/agent/client"
+	"github.com/s3mounts/s3mounts/config"
 	"github.com/s3mounts/s3mounts/internal/testenv"
 )
 
@@ -201,18 +202,28 @@ func TestCLIEvents(t *testing.T) {
 	}
 }
 
+// TestMetricsHandlerForTCP: metrics_listen serves per-node aggregates
+// only, unless metrics_connectors = true.
 func TestMetricsHandlerForTCP(t *testing.T) {
-	f := newFake(1)
-	api := NewAPI(APIOptions{Controller: f})
-	srv := httptest.NewServer(api.MetricsHandler())
-	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || !strings.Contains(string(b), `s3mounts_connector_state{connector="c000",state="inactive"} 1`) {
-		t.Fatalf("metrics over TCP: %d\n%s", resp.StatusCode, b)
+	for _, full := range []bool{false, true} {
+		f := newFake(1)
+		api := NewAPI(APIOptions{Controller: f, Agent: &config.Agent{MetricsConnectors: full}})
+		srv := httptest.NewServer(api.MetricsHandler())
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `s3mounts_node_connectors{state="inactive"} 1`) {
+			t.Fatalf("metrics_connectors=%v: metrics over TCP: %d\n%s", full, resp.StatusCode, b)
+		}
+		if got := strings.Contains(string(b), `s3mounts_connector_state{connector="c000",state="inactive"} 1`); got != full {
+			t.Errorf("metrics_connectors=%v: per-connector series served = %v", full, got)
+		}
+		if !full && strings.Contains(string(b), "c000") {
+			t.Errorf("the connector id reaches the aggregates-only TCP metrics:\n%s", b)
+		}
 	}
 }

@@ -43,7 +43,21 @@ type Controller interface {
 type View struct {
 	Connector client.Connector
 	Access    []config.AccessRule
+	// NameHolder is the id of the connector holding this one's mount_name
+	// when that is (part of) its error; ErrorAnon is then the error
+	// without the holder's name, for callers who may not view the holder.
+	NameHolder string
+	ErrorAnon  string
 }
+
+// NameConflictError is Activate's answer for a connector whose mount_name
+// another connector holds: Message names the holder, Anon does not (for
+// callers who may not view it).
+type NameConflictError struct {
+	Holder, Message, Anon string
+}
+
+func (e *NameConflictError) Error() string { return e.Message }
 
 // Errors a Controller returns, mapped by the API to its error codes.
 var (

@@ -116,6 +116,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	sup := &worker.Supervisor{Exe: exe, StateDir: a.StateDir, RuntimeDir: runtimeDir, Log: log, LogLevel: a.LogLevel}
 	rec := newReconciler(a, runtimeDir, key, sup, ov, log)
+	rec.last = newLastGoodStore(a.StateDir)
 	metrics := NewMetrics(rec)
 	rec.metrics = metrics
 

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/s3mounts/s3mounts/agent/client"
 )
@@ -25,7 +26,14 @@ type Metrics struct {
 	// APIDuration is the latency of socket API requests by route
 	// (the events stream is not timed: it lasts as long as the client).
 	APIDuration *prometheus.HistogramVec
-	Registry    *prometheus.Registry
+	// APIRefused counts callers refused for holding too much; label
+	// "limit" (connections or event_streams).
+	APIRefused *prometheus.CounterVec
+	Registry   *prometheus.Registry
+	// Node holds the per-node aggregates only (no connector id, no
+	// per-connector state): what metrics_listen serves unless
+	// metrics_connectors = true.
+	Node *prometheus.Registry
 }
 
 // allStates lists every connector state, so that each gauge series exists
@@ -49,15 +57,30 @@ func NewMetrics(ctrl Controller) *Metrics {
 			Name: "s3mounts_api_request_duration_seconds", Help: "Socket API request latency by route.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}},
 			[]string{"route"}),
+		APIRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "s3mounts_api_refused_total", Help: "Socket API connections or event streams refused by the per-uid limits."},
+			[]string{"limit"}),
 		Registry: reg,
 	}
-	reg.MustRegister(m.ReconcileErrors, m.WorkerRestarts, m.APIRequests, m.APIDuration,
+	reg.MustRegister(m.ReconcileErrors, m.WorkerRestarts, m.APIRequests, m.APIDuration, m.APIRefused,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "s3mounts_build_info", Help: "Always 1; the version is a label.",
 			ConstLabels: prometheus.Labels{"version": Version}}, func() float64 { return 1 }),
 	)
+	node := prometheus.NewRegistry()
+	node.MustRegister(m.APIRequests, m.APIDuration, m.APIRefused,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "s3mounts_build_info", Help: "Always 1; the version is a label.",
+			ConstLabels: prometheus.Labels{"version": Version}}, func() float64 { return 1 }),
+	)
+	agg := &nodeCollector{ctrl: ctrl, m: m}
+	node.MustRegister(agg)
+	reg.MustRegister(agg)
+	m.Node = node
 	if ctrl != nil {
 		reg.MustRegister(&stateCollector{ctrl: ctrl})
 	}
@@ -67,6 +90,60 @@ func NewMetrics(ctrl Controller) *Metrics {
 // handler serves the registry in the Prometheus text format.
 func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// nodeHandler serves the per-node aggregates only.
+func (m *Metrics) nodeHandler() http.Handler {
+	return promhttp.HandlerFor(m.Node, promhttp.HandlerOpts{Registry: m.Node})
+}
+
+var (
+	nodeStateDesc = prometheus.NewDesc("s3mounts_node_connectors",
+		"Number of connectors in each state on this node.", []string{"state"}, nil)
+	nodeReconcileDesc = prometheus.NewDesc("s3mounts_node_reconcile_errors_total",
+		"Failed mount or unmount attempts, all connectors together.", nil, nil)
+	nodeRestartsDesc = prometheus.NewDesc("s3mounts_node_worker_restarts_total",
+		"Restarts of dead mount workers, all connectors together.", nil, nil)
+)
+
+// nodeCollector sums the per-connector series into per-node ones.
+type nodeCollector struct {
+	ctrl Controller
+	m    *Metrics
+}
+
+func (n *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- nodeStateDesc
+	ch <- nodeReconcileDesc
+	ch <- nodeRestartsDesc
+}
+
+func (n *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	if n.ctrl != nil {
+		count := map[client.State]int{}
+		for _, v := range n.ctrl.Connectors() {
+			count[v.Connector.State]++
+		}
+		for _, st := range allStates {
+			ch <- prometheus.MustNewConstMetric(nodeStateDesc, prometheus.GaugeValue, float64(count[st]), string(st))
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(nodeReconcileDesc, prometheus.CounterValue, sumCounters(n.m.ReconcileErrors))
+	ch <- prometheus.MustNewConstMetric(nodeRestartsDesc, prometheus.CounterValue, sumCounters(n.m.WorkerRestarts))
+}
+
+// sumCounters adds up every series of a counter vector.
+func sumCounters(v *prometheus.CounterVec) float64 {
+	ch := make(chan prometheus.Metric, 16)
+	go func() { v.Collect(ch); close(ch) }()
+	sum := 0.0
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) == nil {
+			sum += d.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
 
 var (

@@ -28,6 +28,9 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 func readPeerCred(c net.Conn) peerCred {
+	if lc, ok := c.(*limitConn); ok {
+		return lc.pc
+	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return peerCred{}

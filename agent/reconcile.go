@@ -108,8 +108,16 @@ type reconciler struct {
 	dirErr        string // the connectors directory is missing or unsafe
 	pendingNotify bool
 	conns         map[string]*conn
-	subs          map[int]chan View
-	nextSub       int
+	// holders maps each claimed mount_name to the id of the connector
+	// that holds it (names.go).
+	holders map[string]string
+	// adopting holds the ids of live workers found at start, which hold
+	// their mount_name before any file is compared.
+	adopting map[string]bool
+	// last persists the last good version of every connector (lastgood.go).
+	last    *lastGoodStore
+	subs    map[int]chan View
+	nextSub int
 	// onChange is called (without the lock) after any view changed; the
 	// daemon keeps systemd's STATUS= current with it.
 	onChange func()
@@ -123,8 +131,13 @@ type conn struct {
 	spec     mounts.Spec
 	hash     string
 	cfgErr   string // the file, or its secret, is broken now
-	dupErr   string // mount_name claimed by an earlier file
+	dupErr   string // mount_name held by another connector (dupOther)
+	dupAnon  string // dupErr without the other connector's name
+	dupOther string // the id of the connector holding c's mount_name
 	removed  bool   // the file is gone
+	// claimSince is when c started to claim its mount_name (desired
+	// active, or holding a worker); zero while it claims none.
+	claimSince time.Time
 
 	phase     client.State
 	phaseErr  string
@@ -143,7 +156,8 @@ type conn struct {
 func newReconciler(a *config.Agent, runtimeDir string, key *config.NodeKey, sup *worker.Supervisor, ov *overrides, log *slog.Logger) *reconciler {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &reconciler{agent: a, runtimeDir: runtimeDir, key: key, sup: sup, ov: ov, log: log,
-		now: time.Now, ctx: ctx, cancel: cancel, ready: make(chan struct{}), conns: map[string]*conn{}, subs: map[int]chan View{}}
+		now: time.Now, ctx: ctx, cancel: cancel, ready: make(chan struct{}), conns: map[string]*conn{}, subs: map[int]chan View{},
+		holders: map[string]string{}, adopting: map[string]bool{}}
 }
 
 // buildSpec resolves the secret and turns a connector into a mount Spec.
@@ -243,23 +257,14 @@ func (r *reconciler) Load() {
 			c.good, c.spec, c.hash, c.cfgErr = l.cfg, l.spec, l.hash, ""
 		}
 	}
-	var goods []*config.Connector
 	for id, c := range r.conns {
 		if !seen[id] && !c.removed {
 			r.log.Info("connector file removed", "connector", id)
 			c.removed = true
 			r.ov.del(id)
 		}
-		if c.good != nil && !c.removed {
-			goods = append(goods, c.good)
-		}
 	}
-	dups := config.DuplicateMountNames(goods)
 	for id, c := range r.conns {
-		c.dupErr = ""
-		if e := dups[id]; e != nil {
-			c.dupErr = e.Error()
-		}
 		if c.good != nil {
 			if ov, ok := r.ov.get(id); ok {
 				if _, stale := desiredActive(c.good.Active, ov, true); stale {
@@ -268,6 +273,10 @@ func (r *reconciler) Load() {
 				}
 			}
 		}
+	}
+	r.claimNamesLocked()
+	r.saveLastGoodLocked()
+	for _, c := range r.conns {
 		r.changedLocked(c)
 		c.wake()
 	}
@@ -314,7 +323,13 @@ func (c *conn) wake() {
 
 // wantLocked is the desired activation of c.
 func (r *reconciler) wantLocked(c *conn) bool {
-	if c.removed || c.good == nil || c.dupErr != "" {
+	return c.dupErr == "" && r.desiredLocked(c)
+}
+
+// desiredLocked is what the file and the API ask for, before mount_name
+// conflicts are settled.
+func (r *reconciler) desiredLocked(c *conn) bool {
+	if c.removed || c.good == nil {
 		return false
 	}
 	ov, ok := r.ov.get(c.id)
@@ -373,6 +388,7 @@ func (r *reconciler) loop(c *conn) {
 // has been forgotten.
 func (r *reconciler) step(c *conn) (wake time.Time, gone bool) {
 	r.mu.Lock()
+	r.claimNamesLocked()
 	want := r.wantLocked(c)
 	workerHash := ""
 	if c.h != nil {
@@ -680,19 +696,25 @@ func (r *reconciler) viewLocked(c *conn) View {
 	} else if c.h != nil {
 		cc.MountPath = c.h.MountPoint
 	}
-	var probs []string
-	if c.cfgErr != "" {
-		probs = append(probs, c.cfgErr)
-	}
-	if c.dupErr != "" {
-		probs = append(probs, c.dupErr)
-	}
-	if len(probs) > 0 && !c.removed {
+	errMsg := func(dup string) string {
+		var probs []string
+		if c.cfgErr != "" {
+			probs = append(probs, c.cfgErr)
+		}
+		if dup != "" {
+			probs = append(probs, dup)
+		}
 		msg := strings.Join(probs, "; ")
 		if c.cfgErr != "" && c.h != nil && c.phase == client.StateMounted {
 			msg += " (the last good version stays mounted until the file is fixed)"
 		}
-		cc.State, cc.Error = client.StateError, msg
+		return msg
+	}
+	if (c.cfgErr != "" || c.dupErr != "") && !c.removed {
+		cc.State, cc.Error = client.StateError, errMsg(c.dupErr)
+		if c.dupErr != "" {
+			v.NameHolder, v.ErrorAnon = c.dupOther, errMsg(c.dupAnon)
+		}
 	}
 	cc.Actions = []string{}
 	v.Connector = cc
@@ -758,12 +780,20 @@ func (r *reconciler) setActive(ctx context.Context, id string, active bool) (Vie
 		return View{}, Errorf(client.CodeInvalid, "connector %s cannot be used until its file is fixed: %s", id, msg)
 	}
 	if active && c.dupErr != "" {
-		msg := c.dupErr
+		e := &NameConflictError{Holder: c.dupOther, Message: c.dupErr, Anon: c.dupAnon}
 		r.mu.Unlock()
-		return View{}, Errorf(client.CodeConflict, "%s", msg)
+		return View{}, e
 	}
 	if err := r.ov.set(id, override{Active: active, FileActive: c.good.Active, At: r.now().UTC()}); err != nil {
 		r.log.Error("activation is not persisted", "connector", id, "err", err)
+	}
+	r.claimNamesLocked()
+	if active && c.dupErr != "" {
+		// another connector claimed the name in the same instant
+		r.ov.del(id)
+		e := &NameConflictError{Holder: c.dupOther, Message: c.dupErr, Anon: c.dupAnon}
+		r.mu.Unlock()
+		return View{}, e
 	}
 	if active {
 		c.failures, c.nextTry = 0, time.Time{} // asked for explicitly: try now
@@ -961,6 +991,12 @@ func (r *reconciler) Start(ctx context.Context) {
 	// workers look unresponsive (they would be killed)
 	handles := r.sup.Adopt(context.Background())
 	r.cleanStale()
+	r.mu.Lock()
+	for _, h := range handles {
+		r.adopting[h.ID] = true // a live worker keeps its mount_name
+	}
+	r.mu.Unlock()
+	r.seedLastGood()
 	r.Load() // connector goroutines wait for r.ready before acting
 
 	var wg sync.WaitGroup
@@ -1021,6 +1057,11 @@ func (r *reconciler) Start(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	r.mu.Lock()
+	clear(r.adopting)
+	r.claimNamesLocked()
+	r.saveLastGoodLocked()
+	r.mu.Unlock()
 	close(r.ready)
 
 	r.mu.Lock()

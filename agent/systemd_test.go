@@ -156,8 +156,9 @@ anonymous = true
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "s3mounts_reconcile_errors_total") {
-		t.Errorf("metrics: HTTP %d, no s3mounts_reconcile_errors_total:\n%.500s", resp.StatusCode, body)
+	// per-node aggregates only (metrics_connectors is not set)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "s3mounts_node_reconcile_errors_total") {
+		t.Errorf("metrics: HTTP %d, no s3mounts_node_reconcile_errors_total:\n%.500s", resp.StatusCode, body)
 	}
 	d.Stop()
 	n.wait(t, "STOPPING=1")

@@ -37,6 +37,7 @@ func defaultAgent() *Agent {
 		LogLevel:       "info",
 		ResyncInterval: 60 * time.Second,
 		Binaries:       map[string]string{},
+		Limits:         Limits{ConnectionsPerUID: 128, EventStreamsPerUID: 32},
 	}
 }
 
@@ -62,13 +63,19 @@ type rawAgent struct {
 		Viewer   val `toml:"viewer"`
 	} `toml:"roles"`
 	Binaries map[string]val `toml:"binaries"`
+	Limits   struct {
+		ConnectionsPerUID  val `toml:"connections_per_uid"`
+		EventStreamsPerUID val `toml:"event_streams_per_uid"`
+	} `toml:"limits"`
+	MetricsConnectors val `toml:"metrics_connectors"`
 }
 
 var agentKeys = keySpec{
 	leaves: setOf("project_root", "connectors_dir", "connectors_follow_symlinks", "socket", "socket_group", "metrics_listen",
 		"secrets_dir", "state_dir", "cache_dir", "mount_uid", "mount_gid", "file_mode", "dir_mode",
-		"log_level", "resync_interval", "roles.admin", "roles.operator", "roles.viewer"),
-	tables:       setOf("roles", "binaries"),
+		"log_level", "resync_interval", "roles.admin", "roles.operator", "roles.viewer",
+		"limits.connections_per_uid", "limits.event_streams_per_uid", "metrics_connectors"),
+	tables:       setOf("roles", "binaries", "limits"),
 	anyLeafUnder: setOf("binaries"),
 }
 
@@ -173,6 +180,22 @@ func parseAgent(path string, data []byte) (*Agent, error) {
 		}
 		a.MetricsListen = s
 	}
+	if b, ok := d.boolean("metrics_connectors", raw.MetricsConnectors); ok {
+		a.MetricsConnectors = b
+	}
+	limit := func(key string, v val, dst *int) {
+		n, ok := d.integer(key, v)
+		if !ok {
+			return
+		}
+		if n < 1 || n > 65536 {
+			d.failKey(key, "%d is out of range: use a number from 1 to 65536", n)
+			return
+		}
+		*dst = int(n)
+	}
+	limit("limits.connections_per_uid", raw.Limits.ConnectionsPerUID, &a.Limits.ConnectionsPerUID)
+	limit("limits.event_streams_per_uid", raw.Limits.EventStreamsPerUID, &a.Limits.EventStreamsPerUID)
 	id := func(key string, v val, dst *uint32) {
 		n, ok := d.integer(key, v)
 		if !ok {

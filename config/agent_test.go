@@ -68,6 +68,7 @@ geesefs = "/opt/geesefs"
 		CacheDir: "/srv/cache", MountUID: 1001, MountGID: 1002, FileMode: 0o664, DirMode: 0o775,
 		Roles:    Roles{Admin: []string{"uid:0"}, Operator: []string{"group:s3mounts"}, Viewer: []string{"group:all", "user:bob"}},
 		LogLevel: "debug", ResyncInterval: 30 * time.Second, Binaries: map[string]string{"geesefs": "/opt/geesefs"}, File: path,
+		Limits: Limits{ConnectionsPerUID: 128, EventStreamsPerUID: 32},
 	}
 	if !reflect.DeepEqual(a, want) {
 		t.Fatalf("got  %+v\nwant %+v", a, want)
@@ -136,5 +137,32 @@ func TestAgentErrors(t *testing.T) {
 				t.Fatalf("want %q … %q, got %v", want, tc.msg, err)
 			}
 		})
+	}
+}
+
+// TestAgentLimitsAndMetricsKeys: [limits] and metrics_connectors parse,
+// default, and refuse out-of-range values with the key named.
+func TestAgentLimitsAndMetricsKeys(t *testing.T) {
+	a := DefaultAgent()
+	if a.Limits.ConnectionsPerUID != 128 || a.Limits.EventStreamsPerUID != 32 || a.MetricsConnectors {
+		t.Fatalf("defaults: %+v metrics_connectors=%v", a.Limits, a.MetricsConnectors)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.toml")
+	os.WriteFile(path, []byte("metrics_connectors = true\n[limits]\nconnections_per_uid = 8\nevent_streams_per_uid = 2\n"), 0o600)
+	a, err := LoadAgent(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Limits.ConnectionsPerUID != 8 || a.Limits.EventStreamsPerUID != 2 || !a.MetricsConnectors {
+		t.Fatalf("parsed: %+v metrics_connectors=%v", a.Limits, a.MetricsConnectors)
+	}
+	os.WriteFile(path, []byte("[limits]\nevent_streams_per_uid = 0\n"), 0o600)
+	if _, err := LoadAgent(path); err == nil || !strings.Contains(err.Error(), "limits.event_streams_per_uid") {
+		t.Fatalf("0 streams: err = %v, want one naming limits.event_streams_per_uid", err)
+	}
+	os.WriteFile(path, []byte("metrics_connectors = \"yes\"\n"), 0o600)
+	if _, err := LoadAgent(path); err == nil || !strings.Contains(err.Error(), "metrics_connectors") {
+		t.Fatalf("string bool: err = %v", err)
 	}
 }

@@ -54,6 +54,18 @@ type Agent struct {
 	ConnectorsFollowSymlinks []string
 	// File is the path it was read from ("" when defaults only).
 	File string
+	// MetricsConnectors lets metrics_listen serve per-connector series
+	// (ids and states); off, it serves per-node aggregates only.
+	MetricsConnectors bool
+	// Limits bound what one uid may hold open on the socket ([limits]).
+	Limits Limits
+}
+
+// Limits are the [limits] table of agent.toml: per-uid bounds on the
+// socket API (uid 0 is not limited).
+type Limits struct {
+	ConnectionsPerUID  int // open connections (default 128)
+	EventStreamsPerUID int // open GET /v1/events streams (default 32)
 }
 
 // Roles maps each role to its members: "user:NAME", "group:NAME", "uid:N".

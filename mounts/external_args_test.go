@@ -43,7 +43,7 @@ func TestS3FSArgs(t *testing.T) {
 					"-o", "umask=0022", "-o", "mp_umask=0022",
 					"-o", "passwd_file=" + filepath.Join(s.RuntimeDir, "passwd-s3fs"),
 					"-o", "tmpdir=/var/cache/s3mounts/c1", "-o", "stat_cache_expire=60",
-					"-o", "connect_timeout=10", "-o", "readwrite_timeout=10", "-o", "retries=3",
+					"-o", "connect_timeout=10", "-o", "readwrite_timeout=9", "-o", "retries=1",
 					"-o", "instance_name=c1", "-o", "dbglevel=err"}
 			},
 			files:  []string{"passwd-s3fs"},
@@ -65,7 +65,7 @@ func TestS3FSArgs(t *testing.T) {
 					"-o", "umask=0027", "-o", "mp_umask=0027",
 					"-o", "use_session_token",
 					"-o", "tmpdir=/var/cache/s3mounts/c1", "-o", "stat_cache_expire=2",
-					"-o", "connect_timeout=3", "-o", "readwrite_timeout=3", "-o", "retries=3",
+					"-o", "connect_timeout=3", "-o", "readwrite_timeout=2", "-o", "retries=1",
 					"-o", "instance_name=c1", "-o", "dbglevel=err"}
 			},
 			env: []string{"AWSACCESSKEYID=AKID", "AWSSECRETACCESSKEY=s3cr3t-value", "AWSSESSIONTOKEN=tok-value"},
@@ -83,7 +83,7 @@ func TestS3FSArgs(t *testing.T) {
 					"-o", "umask=0002", "-o", "mp_umask=0002",
 					"-o", "public_bucket=1",
 					"-o", "tmpdir=/var/cache/s3mounts/c1", "-o", "max_stat_cache_size=0",
-					"-o", "connect_timeout=10", "-o", "readwrite_timeout=10", "-o", "retries=3",
+					"-o", "connect_timeout=10", "-o", "readwrite_timeout=9", "-o", "retries=1",
 					"-o", "instance_name=c1", "-o", "dbglevel=err"}
 			},
 		},
@@ -413,5 +413,31 @@ func TestBaseEnv(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestS3FSStallOptions: s3fs's timeouts follow stall_timeout so that one
+// request ends about stall_timeout after its last byte, with one attempt
+// (s3fs pauses 4 s after each timed-out attempt: retries multiply that).
+func TestS3FSStallOptions(t *testing.T) {
+	for _, tc := range []struct {
+		stall       time.Duration
+		connect, rw string
+		bound       time.Duration
+	}{
+		{time.Second, "connect_timeout=1", "readwrite_timeout=1", 4 * (2 + 4) * time.Second},
+		{2 * time.Second, "connect_timeout=2", "readwrite_timeout=1", 4 * (2 + 4) * time.Second},
+		{10 * time.Second, "connect_timeout=10", "readwrite_timeout=9", 4 * (10 + 4) * time.Second},
+	} {
+		s := Spec{ID: "c", Bucket: "b", MountPoint: "/m", StallTimeout: tc.stall}
+		args := strings.Join(s3fsArgs(s, nil), " ") + " "
+		for _, want := range []string{tc.connect, tc.rw, "retries=1"} {
+			if !strings.Contains(args, "-o "+want+" ") {
+				t.Errorf("stall %s: args lack %s: %s", tc.stall, want, args)
+			}
+		}
+		if got := S3FSOpBound(tc.stall); got != tc.bound {
+			t.Errorf("stall %s: S3FSOpBound = %s, want %s", tc.stall, got, tc.bound)
+		}
 	}
 }

@@ -130,10 +130,15 @@ func s3fsArgs(spec Spec, cred []string) []string {
 	} else {
 		opts = append(opts, "max_stat_cache_size=0")
 	}
+	// One attempt per request (retries=1): s3fs 1.90 pauses a fixed 4 s
+	// after each timed-out attempt, so every retry adds stall + 4 s. Its
+	// progress check has a 1 s granularity and aborts after
+	// readwrite_timeout + 1 s without a byte, hence stall - 1.
+	rw := max(1, ceilSeconds(stall)-1)
 	opts = append(opts,
 		"connect_timeout="+strconv.Itoa(ceilSeconds(stall)),
-		"readwrite_timeout="+strconv.Itoa(ceilSeconds(stall)),
-		"retries=3",
+		"readwrite_timeout="+strconv.Itoa(rw),
+		"retries=1",
 		"instance_name="+spec.ID,
 		"dbglevel=err",
 	)
@@ -146,4 +151,19 @@ func s3fsArgs(spec Spec, cred []string) []string {
 
 func ceilSeconds(d time.Duration) int {
 	return int(math.Ceil(d.Seconds()))
+}
+
+// S3FSOpBound is the longest one operation on an s3fs mount lasts against
+// a frozen endpoint with s3fsArgs' options: s3fs 1.90 gives up on a request
+// about max(2 s, stall) after its last byte, pauses a fixed 4 s (its
+// curl.cpp), and one lookup makes up to 4 requests (HEAD name, name/,
+// name_$folder$, then a listing). It is above 3 × stall_timeout, the
+// built-in backend's bound: s3fs's options cannot do better
+// (docs/BACKENDS.md).
+func S3FSOpBound(stall time.Duration) time.Duration {
+	if stall <= 0 {
+		stall = 10 * time.Second
+	}
+	detect := time.Duration(max(1, ceilSeconds(stall)-1)+1) * time.Second
+	return 4 * (detect + 4*time.Second)
 }

@@ -110,6 +110,9 @@ const (
 	CodeConflict    = "conflict"
 	CodeUnavailable = "unavailable"
 	CodeInternal    = "internal"
+	// CodeTooMany (HTTP 429): the caller's uid holds as many connections
+	// or event streams as agent.toml's [limits] allow.
+	CodeTooMany = "too_many"
 )
 
 // ErrorBody is every error answer: {"error":{"code":…,"message":…}}.
