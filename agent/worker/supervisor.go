@@ -373,7 +373,7 @@ func (h *Handle) Unmount(ctx context.Context) (lazy bool, err error) {
 		<-h.done
 	}
 	if cerr != nil {
-		if err := mounts.Unmount(context.Background(), h.MountPoint); errors.Is(err, mounts.ErrLazyUnmount) {
+		if err := mounts.UnmountOurs(context.Background(), h.MountPoint); errors.Is(err, mounts.ErrLazyUnmount) {
 			lazy = true
 		}
 	}
