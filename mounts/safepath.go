@@ -120,6 +120,9 @@ func MkdirAllNoFollow(path string, mode os.FileMode) (*os.File, error) {
 		}
 		next := filepath.Join(cur, c)
 		nfd, err := childDir(fd, c, mode)
+		if err == unix.ENOTDIR && isLinkAt(fd, c) {
+			err = unix.ELOOP
+		}
 		unix.Close(fd)
 		if err == unix.ELOOP {
 			return nil, &SymlinkError{Path: p, Component: next}
@@ -148,6 +151,12 @@ func childDir(dirfd int, name string, mode os.FileMode) (int, error) {
 		fd, err = openat2(dirfd, name, how, res)
 	}
 	return fd, err
+}
+
+// isLinkAt reports whether name in dirfd is a symbolic link (lstat).
+func isLinkAt(dirfd int, name string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
 }
 
 // MntID returns the id of the mount f is on (the "mnt_id" of
@@ -233,6 +242,9 @@ func PrepareMountPoint(path string) (*MountDir, error) {
 	// a dead FUSE mount there) is refused, never entered.
 	fd, err := openat2(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW,
 		noLinks|unix.RESOLVE_BENEATH|unix.RESOLVE_NO_XDEV)
+	if err == unix.ENOTDIR && isLinkAt(pfd, name) {
+		err = unix.ELOOP
+	}
 	switch {
 	case err == unix.ELOOP:
 		return fail(&SymlinkError{Path: p, Component: p})
