@@ -35,7 +35,19 @@ func newLocalUsers(t *testing.T) *localUsers {
 	for _, bin := range []string{"setpriv", "useradd", "groupadd", "userdel", "groupdel"} {
 		testenv.RequireBinary(t, bin, false)
 	}
-	return &localUsers{t: t, prefix: "s3sp" + strconv.Itoa(os.Getpid()%100000) + "-"}
+	usersSeq++
+	return &localUsers{t: t, prefix: "s3sp" + strconv.Itoa(os.Getpid()%100000) + strconv.Itoa(usersSeq) + "-"}
+}
+
+var usersSeq int
+
+// backends runs f for the built-in backend and for s3fs (when installed).
+func backends(t *testing.T, f func(t *testing.T, backend, fstype, extra string)) {
+	t.Run("default", func(t *testing.T) { f(t, "default", "fuse.s3mounts", "") })
+	t.Run("s3fs", func(t *testing.T) {
+		testenv.RequireBinary(t, "s3fs", false)
+		f(t, "s3fs", "fuse.s3fs", "backend = \"s3fs\"\n")
+	})
 }
 
 func (u *localUsers) sh(args ...string) {
@@ -293,6 +305,10 @@ func TestFilesNeverFollowsLinksS3FS(t *testing.T) {
 // outside the project root.
 func TestMountPointSymlinkRefused(t *testing.T) {
 	testenv.RequireFUSE(t)
+	backends(t, testMountPointSymlinkRefused)
+}
+
+func testMountPointSymlinkRefused(t *testing.T, backend, fstype, extra string) {
 	u := newLocalUsers(t)
 	owner, uid := u.user("home")
 	m := testenv.StartMinIO(t)
@@ -315,7 +331,7 @@ func TestMountPointSymlinkRefused(t *testing.T) {
 	// 1. The mount point itself is a link.
 	link := filepath.Join(d.ProjectRoot, "victim")
 	u.mustAs(owner, "ln", "-s", target, link)
-	d.WriteConnector("victim", d.MinIOConnector("victim", m, "victim", "victim", true, ""))
+	d.WriteConnector("victim", d.MinIOConnector("victim", m, "victim", "victim", true, extra))
 	c := d.WaitFor("victim", "an error", func(c client.Connector, ok bool) bool {
 		return ok && (c.State == client.StateError || c.State == client.StateMounted)
 	})
@@ -356,7 +372,7 @@ func TestMountPointSymlinkRefused(t *testing.T) {
 	u.mustAs(owner, "mv", filepath.Join(home, "mnt.real"), filepath.Join(home, "mnt"))
 	d.Do("POST", "/v1/connectors/victim/activate")
 	waitMounted(t, d, "victim")
-	if got := mountsUnder(t, d.Dir); len(got) != 1 || got[filepath.Join(d.ProjectRoot, "victim")] == "" {
+	if got := mountsUnder(t, d.Dir); len(got) != 1 || got[filepath.Join(d.ProjectRoot, "victim")] != fstype {
 		t.Fatalf("mounts after fixing the path: %v", got)
 	}
 }
@@ -368,6 +384,10 @@ func TestMountPointSymlinkRefused(t *testing.T) {
 // directory) is found by its id and detached, not orphaned.
 func TestDeactivateAfterPathReplaced(t *testing.T) {
 	testenv.RequireFUSE(t)
+	backends(t, testDeactivateAfterPathReplaced)
+}
+
+func testDeactivateAfterPathReplaced(t *testing.T, backend, fstype, extra string) {
 	u := newLocalUsers(t)
 	owner, uid := u.user("home")
 	m := testenv.StartMinIO(t)
@@ -392,10 +412,10 @@ func TestDeactivateAfterPathReplaced(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(other, unix.MNT_DETACH) })
 	os.WriteFile(filepath.Join(other, "keep"), []byte("x"), 0o644)
 
-	d.WriteConnector("victim", d.MinIOConnector("victim", m, "victim", "victim", true, ""))
+	d.WriteConnector("victim", d.MinIOConnector("victim", m, "victim", "victim", true, extra))
 	waitMounted(t, d, "victim")
 	mp := filepath.Join(d.ProjectRoot, "victim")
-	if mountsUnder(t, mp)[mp] != "fuse.s3mounts" {
+	if mountsUnder(t, mp)[mp] != fstype {
 		t.Fatalf("not mounted at %s: %v", mp, mountsUnder(t, d.Dir))
 	}
 
@@ -404,7 +424,7 @@ func TestDeactivateAfterPathReplaced(t *testing.T) {
 	u.mustAs(owner, "mkdir", "-p", d.ProjectRoot)
 	u.mustAs(owner, "ln", "-s", other, mp)
 	moved := filepath.Join(home, "mnt.moved", "s3", "victim")
-	if mountsUnder(t, moved)[moved] != "fuse.s3mounts" {
+	if mountsUnder(t, moved)[moved] != fstype {
 		t.Fatalf("the FUSE mount did not move with its parent: %v", mountsUnder(t, d.Dir))
 	}
 

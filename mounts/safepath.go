@@ -96,6 +96,11 @@ func OpenNoFollow(path string, flags int) (*os.File, error) {
 		if err == unix.ELOOP {
 			return nil, &SymlinkError{Path: p, Component: firstSymlink(p)}
 		}
+		if err == unix.ENOTDIR { // O_DIRECTORY on a link says ENOTDIR
+			if c := firstSymlink(p); c != "" {
+				return nil, &SymlinkError{Path: p, Component: c}
+			}
+		}
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	return os.NewFile(uintptr(fd), p), nil

@@ -78,6 +78,8 @@ func openRel(root *os.File, rel string) (*os.File, error) {
 				return nil, filesErr(http.StatusNotFound, "no such directory: %s", walked)
 			case err == unix.ENOTDIR:
 				return nil, filesErr(http.StatusBadRequest, "%s is a file, not a directory: list its parent instead", walked)
+			case err == unix.ENAMETOOLONG:
+				return nil, filesErr(http.StatusBadRequest, "a name in %s is longer than the filesystem allows (255 bytes)", walked)
 			case err == unix.EXDEV:
 				return nil, filesErr(http.StatusBadRequest, "%s is another mount inside this one: the file browser does not enter it", walked)
 			}
