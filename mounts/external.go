@@ -191,7 +191,9 @@ func (m *externalMount) start(ctx context.Context, k keys) error {
 	}
 	p, err := startProc(procConfig{
 		name: m.b.tool.name(), bin: m.bin, args: pl.args, log: m.log,
-		env:    append(baseEnv(m.spec), pl.env...),
+		// The tool mounts at the stage: S3MOUNTS_MOUNT_POINT tells an
+		// operator (and the tests) which mount point it serves.
+		env:    append(append(baseEnv(m.spec), "S3MOUNTS_MOUNT_POINT="+m.spec.MountPoint), pl.env...),
 		redact: m.secrets(k),
 	})
 	if err != nil {
