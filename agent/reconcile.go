@@ -548,7 +548,7 @@ func (r *reconciler) watchWorker(c *conn, h *worker.Handle) {
 	if r.ctx.Err() != nil {
 		return
 	}
-	mounts.CleanStale(h.MountPoint)
+	h.CleanStale() // by its recorded id, wherever a user moved it
 	reason := "mount ended"
 	if err := h.Err(); err != nil {
 		reason = err.Error()

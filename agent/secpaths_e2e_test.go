@@ -448,3 +448,50 @@ func testDeactivateAfterPathReplaced(t *testing.T, backend, fstype, extra string
 		t.Errorf("the user's link was touched: %v", err)
 	}
 }
+
+// TestKilledWorkerMountFoundByID: the user moves the project root's parent
+// away (the mount moves along), then the mount worker dies. Its dead mount
+// is found by the id the worker recorded and detached, not orphaned, and
+// the connector mounts again at its configured path.
+func TestKilledWorkerMountFoundByID(t *testing.T) {
+	testenv.RequireFUSE(t)
+	u := newLocalUsers(t)
+	owner, uid := u.user("home")
+	m := testenv.StartMinIO(t)
+	testenv.WaitS3Ready(t, m)
+	m.MakeBucket(t, "victim", map[string]string{"a": "b"})
+
+	d := testenv.StartDaemon(t, testenv.DaemonOptions{ProjectRoot: "{dir}/home/mnt/s3"})
+	detachAllUnder(t, d.Dir)
+	home := filepath.Join(d.Dir, "home")
+	os.Chmod(d.Dir, 0o755)
+	if err := os.MkdirAll(d.ProjectRoot, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	u.sh("chown", "-R", strconv.Itoa(uid)+":"+strconv.Itoa(uid), home)
+	d.WriteConnector("victim", d.MinIOConnector("victim", m, "victim", "victim", true, ""))
+	waitMounted(t, d, "victim")
+	pid := d.WorkerPids()["victim"]
+	if pid == 0 {
+		t.Fatal("no worker pid")
+	}
+	u.mustAs(owner, "mv", filepath.Join(home, "mnt"), filepath.Join(home, "mnt.moved"))
+	moved := filepath.Join(home, "mnt.moved", "s3", "victim")
+	if mountsUnder(t, moved)[moved] != "fuse.s3mounts" {
+		t.Fatalf("the mount did not move with its parent: %v", mountsUnder(t, d.Dir))
+	}
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c := d.WaitFor("victim", "a new worker mounted", func(c client.Connector, ok bool) bool {
+		p := d.WorkerPids()["victim"]
+		return ok && c.State == client.StateMounted && p != 0 && p != pid
+	})
+	mp := filepath.Join(d.ProjectRoot, "victim")
+	if c.MountPath != mp || mountsUnder(t, mp)[mp] != "fuse.s3mounts" {
+		t.Errorf("remounted at %s (%v); want %s", c.MountPath, mountsUnder(t, d.Dir), mp)
+	}
+	if got := mountsUnder(t, moved); len(got) != 0 {
+		t.Fatalf("the dead worker's mount was orphaned at %v", got)
+	}
+}

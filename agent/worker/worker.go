@@ -203,6 +203,17 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 		}
 		code = 1
 	} else {
+		if id, ok := w.mount.(mounts.Identified); ok {
+			// Record the mount's id so that the agent can take it down
+			// by id should this process die or hang.
+			if ref := id.Ref(); ref.ID != 0 {
+				rec.Mount = &ref
+				b, _ := json.MarshalIndent(rec, "", "  ")
+				if err := writeFileAtomic(recPath, b, 0o600); err != nil {
+					w.log.Warn("recording the mount id failed", "path", recPath, "err", err)
+				}
+			}
+		}
 		w.log.Info("mounted", "mount_point", w.spec.MountPoint, "backend", w.spec.Backend)
 		w.setState(StateMounted, "")
 		err := w.mount.Wait()
