@@ -520,25 +520,24 @@ func (r *reconciler) start(c *conn, spec mounts.Spec) (wake time.Time) {
 
 // launch prepares the mount point and starts a worker.
 func (r *reconciler) launch(ctx context.Context, spec mounts.Spec) (*worker.Handle, error) {
+	// The project root may be in a user's home: no link on the way is
+	// followed, and the worker checks the mount point again and mounts on
+	// the directory it checked (docs/SECURITY.md, "Paths a user controls").
 	mp := spec.MountPoint
-	if err := os.MkdirAll(r.agent.ProjectRoot, 0o755); err != nil {
-		return nil, fmt.Errorf("create project_root: %w", err)
-	}
 	mounts.CleanStale(mp)
 	if ok, _ := mounts.IsMountPoint(mp); ok {
 		// mounted by nobody we know (a worker whose record was lost):
-		// never mount twice.
+		// never mount twice. Only a mount of ours is taken down.
 		r.log.Warn("mount point is mounted by an unknown process; unmounting it first", "mount_point", mp)
-		if err := mounts.Unmount(ctx, mp); err != nil && !errors.Is(err, mounts.ErrLazyUnmount) {
+		if err := mounts.UnmountOurs(ctx, mp); err != nil && !errors.Is(err, mounts.ErrLazyUnmount) {
 			return nil, fmt.Errorf("%s is already mounted and could not be unmounted: %w", mp, err)
 		}
 	}
-	if err := os.MkdirAll(mp, 0o755); err != nil {
-		return nil, fmt.Errorf("create mount point: %w", err)
+	md, err := mounts.PrepareMountPoint(mp)
+	if err != nil {
+		return nil, err
 	}
-	if des, err := os.ReadDir(mp); err == nil && len(des) > 0 {
-		return nil, fmt.Errorf("mount point %s is not empty: move its files away", mp)
-	}
+	md.Close()
 	return r.sup.Start(ctx, spec)
 }
 
@@ -586,7 +585,7 @@ func (r *reconciler) stop(c *conn, h *worker.Handle) (ok bool) {
 		r.log.Info("unmounted", "connector", c.id, "mount_point", h.MountPoint)
 	}
 	if ok, _ := mounts.IsMountPoint(h.MountPoint); !ok {
-		os.Remove(h.MountPoint) // only if empty
+		mounts.RemoveMountPoint(h.MountPoint) // only if empty, never through a link
 	}
 	r.mu.Lock()
 	c.failures, c.nextTry = 0, time.Time{}
@@ -609,7 +608,7 @@ func (r *reconciler) watchWorker(c *conn, h *worker.Handle) {
 	if r.ctx.Err() != nil {
 		return
 	}
-	mounts.CleanStale(h.MountPoint)
+	h.CleanStale() // by its recorded id, wherever a user moved it
 	reason := "mount ended"
 	if err := h.Err(); err != nil {
 		reason = err.Error()

@@ -119,6 +119,13 @@ type Lister interface {
 	List(ctx context.Context, dir, cursor string, limit int) (Page, error)
 }
 
+// Identified is implemented by a Mount that knows the kernel mount it made
+// (its mountinfo id, type and source), so that it is checked before a
+// /files walk or an unmount touches its path.
+type Identified interface {
+	Ref() MountRef
+}
+
 // Page is one page of a directory listing.
 type Page struct {
 	Entries    []Entry `json:"entries"`

@@ -26,8 +26,9 @@ func NewS3FS() Backend { return &external{tool: s3fsTool{}} }
 func NewGeeseFS() Backend { return &external{tool: geesefsTool{}} }
 
 var (
-	_ Backend = (*external)(nil)
-	_ Mount   = (*externalMount)(nil)
+	_ Backend    = (*external)(nil)
+	_ Mount      = (*externalMount)(nil)
+	_ Identified = (*externalMount)(nil)
 )
 
 // Timing of external mounts; variables so tests can shorten them.
@@ -104,11 +105,6 @@ func (b *external) Mount(ctx context.Context, spec Spec) (Mount, error) {
 	if why := b.tool.unsupported(spec); why != "" {
 		return nil, fmt.Errorf("backend %s cannot mount connector %s: %s", b.tool.name(), spec.ID, why)
 	}
-	if st, err := os.Stat(spec.MountPoint); err != nil && !isStaleErr(err) {
-		return nil, fmt.Errorf("mount point %s: %w", spec.MountPoint, err)
-	} else if err == nil && !st.IsDir() {
-		return nil, fmt.Errorf("mount point %s is not a directory", spec.MountPoint)
-	}
 	if err := CleanStale(spec.MountPoint); err != nil {
 		return nil, err
 	}
@@ -147,6 +143,7 @@ type externalMount struct {
 
 	mu       sync.Mutex
 	p        *proc
+	ref      MountRef // the kernel mount the tool serves (ID 0 when not root)
 	keys     keys
 	files    []string
 	stopping bool
@@ -164,15 +161,39 @@ func (m *externalMount) secrets(k keys) []string {
 }
 
 // start writes the credentials, runs the tool and waits until its mount
-// serves.
+// serves. As root, the mount point is checked and held open first
+// (PrepareMountPoint), the tool mounts at a private stage, and the mount is
+// then moved onto the checked directory: the tool never sees a path a user
+// could redirect (s3fs realpath()s and mounts by path).
 func (m *externalMount) start(ctx context.Context, k keys) error {
-	pl, err := m.b.tool.plan(m.spec, k)
+	spec := m.spec
+	var md *MountDir
+	var stage *Stage
+	if os.Geteuid() == 0 {
+		var err error
+		if md, err = PrepareMountPoint(spec.MountPoint); err != nil {
+			return err
+		}
+		defer md.Close()
+		dir := ""
+		if spec.RuntimeDir != "" {
+			dir = filepath.Join(spec.RuntimeDir, "stage")
+		}
+		if stage, err = NewStage(dir); err != nil {
+			return err
+		}
+		defer stage.Close() // detaches the tool's mount too if never moved
+		spec.MountPoint = stage.Path
+	}
+	pl, err := m.b.tool.plan(spec, k)
 	if err != nil {
 		return err
 	}
 	p, err := startProc(procConfig{
 		name: m.b.tool.name(), bin: m.bin, args: pl.args, log: m.log,
-		env:    append(baseEnv(m.spec), pl.env...),
+		// The tool mounts at the stage: S3MOUNTS_MOUNT_POINT tells an
+		// operator (and the tests) which mount point it serves.
+		env:    append(append(baseEnv(m.spec), "S3MOUNTS_MOUNT_POINT="+m.spec.MountPoint), pl.env...),
 		redact: m.secrets(k),
 	})
 	if err != nil {
@@ -180,16 +201,27 @@ func (m *externalMount) start(ctx context.Context, k keys) error {
 		return err
 	}
 	m.log.Info("started", "pid", p.cmd.Process.Pid, "mount_point", m.spec.MountPoint)
-	if err := m.waitReady(ctx, p); err != nil {
-		if ok, _ := IsMountPoint(m.spec.MountPoint); ok {
-			Unmount(context.Background(), m.spec.MountPoint)
+	fail := func(err error) error {
+		if stage != nil {
+			stage.Close()
+		} else if ok, _ := IsMountPoint(spec.MountPoint); ok {
+			Unmount(context.Background(), spec.MountPoint)
 		}
 		p.stop(context.Background(), 0)
 		removeFiles(pl.files...)
 		return err
 	}
+	if err := m.waitReady(ctx, p, spec.MountPoint); err != nil {
+		return fail(err)
+	}
+	var ref MountRef
+	if stage != nil {
+		if ref, err = stage.MoveTo(md, "fuse"); err != nil {
+			return fail(fmt.Errorf("%s: %w", m.b.tool.name(), err))
+		}
+	}
 	m.mu.Lock()
-	m.p, m.keys, m.files = p, k, pl.files
+	m.p, m.keys, m.files, m.ref = p, k, pl.files, ref
 	m.mu.Unlock()
 	m.log.Debug("mounted", "pid", p.cmd.Process.Pid, "mount_point", m.spec.MountPoint) // the daemon logs the mount once
 	return nil
@@ -198,7 +230,7 @@ func (m *externalMount) start(ctx context.Context, k keys) error {
 // waitReady waits for the tool's FUSE mount in mountinfo, then checks it
 // answers: a lookup of a name that does not exist must give ENOENT (one
 // round trip to S3 through the tool).
-func (m *externalMount) waitReady(ctx context.Context, p *proc) error {
+func (m *externalMount) waitReady(ctx context.Context, p *proc, at string) error {
 	name := m.b.tool.name()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -208,7 +240,7 @@ func (m *externalMount) waitReady(ctx context.Context, p *proc) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		mi, ok, err := MountedAt(m.spec.MountPoint)
+		mi, ok, err := MountedAt(at)
 		if err != nil {
 			return err
 		}
@@ -217,30 +249,30 @@ func (m *externalMount) waitReady(ctx context.Context, p *proc) error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s failed to mount %s: %w", name, m.spec.MountPoint, p.exitError())
+			return fmt.Errorf("%s failed to mount %s: %w", name, at, p.exitError())
 		case <-ctx.Done():
-			return fmt.Errorf("%s did not mount %s in time (%v); its last output: %s", name, m.spec.MountPoint, context.Cause(ctx), p.tail)
+			return fmt.Errorf("%s did not mount %s in time (%v); its last output: %s", name, at, context.Cause(ctx), p.tail)
 		case <-tick.C:
 		}
 	}
 	probe := make(chan error, 1)
 	go func() {
-		_, err := os.Lstat(filepath.Join(m.spec.MountPoint, ".s3mounts-ready-probe"))
+		_, err := os.Lstat(filepath.Join(at, ".s3mounts-ready-probe"))
 		probe <- err
 	}()
 	select {
 	case err := <-probe:
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s mounted %s but it does not answer (%v); its last output: %s", name, m.spec.MountPoint, err, p.tail)
+			return fmt.Errorf("%s mounted %s but it does not answer (%v); its last output: %s", name, at, err, p.tail)
 		}
 		if p.exited() {
-			return fmt.Errorf("%s failed to mount %s: %w", name, m.spec.MountPoint, p.exitError())
+			return fmt.Errorf("%s failed to mount %s: %w", name, at, p.exitError())
 		}
 		return nil
 	case <-p.done:
-		return fmt.Errorf("%s failed to mount %s: %w", name, m.spec.MountPoint, p.exitError())
+		return fmt.Errorf("%s failed to mount %s: %w", name, at, p.exitError())
 	case <-ctx.Done():
-		return fmt.Errorf("%s mounted %s but it does not answer in time (%v); its last output: %s", name, m.spec.MountPoint, context.Cause(ctx), p.tail)
+		return fmt.Errorf("%s mounted %s but it does not answer in time (%v); its last output: %s", name, at, context.Cause(ctx), p.tail)
 	}
 }
 
@@ -285,7 +317,7 @@ func (m *externalMount) run() {
 			mine := m.unmounting != p
 			m.mu.Unlock()
 			if mine {
-				Unmount(context.Background(), m.spec.MountPoint)
+				m.unmountMine(context.Background())
 				p.stop(context.Background(), exitGrace)
 			}
 			<-p.done
@@ -336,7 +368,18 @@ func (m *externalMount) refresh(old keys) error {
 	m.stopping = true // the old tool's exit is expected
 	m.mu.Unlock()
 	lastChance := time.Until(old.Expires) < 2*busyRetry
-	err = unmountOnce(m.spec.MountPoint, lastChance)
+	m.mu.Lock()
+	ref := m.ref
+	m.mu.Unlock()
+	if ref.ID != 0 {
+		retries := -1 // busy: errBusy
+		if lastChance {
+			retries = 0 // busy: detach lazily
+		}
+		err = unmountRef(context.Background(), ref, retries, 0)
+	} else {
+		err = unmountOnce(m.spec.MountPoint, lastChance)
+	}
 	if err != nil && !errors.Is(err, ErrLazyUnmount) {
 		m.mu.Lock()
 		m.stopping = false
@@ -368,7 +411,7 @@ func (m *externalMount) refresh(old keys) error {
 // or is detached lazily (ErrLazyUnmount) when lazy is allowed.
 func unmountOnce(path string, lazy bool) error {
 	if lazy {
-		return unmount(context.Background(), path, 0, 0)
+		return unmount(context.Background(), path, 0, 0, nil)
 	}
 	err := unix.Unmount(path, 0)
 	switch {
@@ -381,6 +424,22 @@ func unmountOnce(path string, lazy bool) error {
 }
 
 var errBusy = errors.New("the mount is busy (open files or working directories in it)")
+
+// Ref is the kernel mount the tool serves now.
+func (m *externalMount) Ref() MountRef {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ref
+}
+
+// unmountMine unmounts the tool's mount: by its id wherever it is now, or
+// by its path when it was made without root.
+func (m *externalMount) unmountMine(ctx context.Context) error {
+	if ref := m.Ref(); ref.ID != 0 {
+		return UnmountRef(ctx, ref)
+	}
+	return Unmount(ctx, m.spec.MountPoint)
+}
 
 // Wait blocks until the tool has exited: nil after Unmount, else why.
 func (m *externalMount) Wait() error {
@@ -399,7 +458,7 @@ func (m *externalMount) Unmount(ctx context.Context) error {
 	m.unmounting = p
 	m.mu.Unlock()
 	m.stopOnce.Do(func() { close(m.stop) })
-	err := Unmount(ctx, m.spec.MountPoint)
+	err := m.unmountMine(ctx)
 	if err != nil && !errors.Is(err, ErrLazyUnmount) {
 		m.log.Warn("unmount failed; stopping the tool anyway", "err", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 
 // MountInfo is one line of /proc/self/mountinfo.
 type MountInfo struct {
+	ID         int    // mount id (field 1): unique while mounted
+	ParentID   int    // the id of the mount it sits on (field 2)
 	MountPoint string // unescaped
 	FSType     string // e.g. "fuse.s3fs", "fuse.s3mounts"
 	Source     string
@@ -67,7 +70,11 @@ func parseMountInfo(r io.Reader) ([]MountInfo, error) {
 		if len(f) < 6 || sep < 0 || sep+2 >= len(f) {
 			return nil, fmt.Errorf("mountinfo line %d is malformed: %q", n, line)
 		}
+		id, _ := strconv.Atoi(f[0])
+		parent, _ := strconv.Atoi(f[1])
 		out = append(out, MountInfo{
+			ID:         id,
+			ParentID:   parent,
 			MountPoint: unescapeOctal(f[4]),
 			Options:    f[5],
 			FSType:     unescapeOctal(f[sep+1]),
@@ -100,22 +107,16 @@ func unescapeOctal(s string) string {
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
 
-// cleanPath makes path absolute and resolves symlinks in its parent. The
-// last component is kept as is: it may be a mount point, and stat on a dead
-// or hung FUSE mount fails (ENOTCONN) or blocks.
+// cleanPath makes path absolute and lexically clean. It follows nothing:
+// the kernel prints mount points without links, so a path that goes
+// through a link matches no mount, and every action on a path re-resolves
+// it with RESOLVE_NO_SYMLINKS (see safepath.go).
 func cleanPath(path string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return "", err
 	}
-	dir, base := filepath.Split(abs)
-	if base == "" {
-		return abs, nil
-	}
-	if r, err := filepath.EvalSymlinks(dir); err == nil {
-		return filepath.Join(r, base), nil
-	}
-	return abs, nil
+	return filepath.Clean(abs), nil
 }
 
 // MountedAt returns the topmost mount at path, or ok=false.
@@ -137,6 +138,20 @@ func MountedAt(path string) (MountInfo, bool, error) {
 	return MountInfo{}, false, nil
 }
 
+// FindMount returns the mount with the given id, or ok=false.
+func FindMount(id int) (MountInfo, bool, error) {
+	mi, err := ReadMountInfo()
+	if err != nil {
+		return MountInfo{}, false, err
+	}
+	for _, m := range mi {
+		if m.ID == id {
+			return m, true, nil
+		}
+	}
+	return MountInfo{}, false, nil
+}
+
 // IsMountPoint reports whether path is a mount point (from mountinfo, so a
 // dead FUSE mount still counts).
 func IsMountPoint(path string) (bool, error) {
@@ -144,18 +159,117 @@ func IsMountPoint(path string) (bool, error) {
 	return ok, err
 }
 
+// MountRef is what a mount was when it was made: a later unmount touches
+// the mount with this id only if its type and source still match.
+type MountRef struct {
+	ID         int    `json:"id"`
+	MountPoint string `json:"mount_point"` // where it was made
+	FSType     string `json:"fstype"`
+	Source     string `json:"source"`
+}
+
+// Ref is the MountRef of a mountinfo entry.
+func (m MountInfo) Ref() MountRef {
+	return MountRef{ID: m.ID, MountPoint: m.MountPoint, FSType: m.FSType, Source: m.Source}
+}
+
+func (r MountRef) matches(m MountInfo) bool {
+	return m.ID == r.ID && m.FSType == r.FSType && m.Source == r.Source
+}
+
+// at is an O_PATH fd of the mount point path, opened through its parent
+// resolved from "/" without following a link; the caller closes both.
+type at struct {
+	parent *os.File
+	name   string
+	fd     *os.File // nil when nothing is there
+}
+
+func (a *at) close() {
+	if a.fd != nil {
+		a.fd.Close()
+	}
+	a.parent.Close()
+}
+
+// procPath is the mount point as a path the kernel resolves through our own
+// fd of its parent, so no user-controlled link on the way is followed.
+func (a *at) procPath() string {
+	return "/proc/self/fd/" + strconv.Itoa(int(a.parent.Fd())) + "/" + a.name
+}
+
+// openAt resolves path safely. A missing path gives fd == nil.
+func openAt(path string) (*at, error) {
+	p, err := cleanPath(path)
+	if err != nil {
+		return nil, err
+	}
+	dir, name := filepath.Split(p)
+	if name == "" {
+		return nil, errors.New("/ is never unmounted")
+	}
+	parent, err := OpenNoFollow(dir, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, err
+	}
+	a := &at{parent: parent, name: name}
+	fd, err := openat2(int(parent.Fd()), name, unix.O_PATH|unix.O_NOFOLLOW, noLinks|unix.RESOLVE_BENEATH)
+	switch {
+	case err == nil:
+		a.fd = os.NewFile(uintptr(fd), p)
+	case errors.Is(err, unix.ENOENT):
+	case errors.Is(err, unix.ELOOP):
+		a.close()
+		return nil, &SymlinkError{Path: p, Component: p}
+	default:
+		a.close()
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return a, nil
+}
+
+// topMount returns the id of the topmost mount at a (0 if a is not a mount
+// point or absent).
+func (a *at) topMount() (int, error) {
+	if a.fd == nil {
+		return 0, nil
+	}
+	id, err := MntID(a.fd)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := MntID(a.parent)
+	if err != nil {
+		return 0, err
+	}
+	if id == pid {
+		return 0, nil
+	}
+	return id, nil
+}
+
 // IsStale reports whether path is a dead FUSE mount (stat gives ENOTCONN or
-// ECONNABORTED: "transport endpoint is not connected").
+// ECONNABORTED: "transport endpoint is not connected"). No link on the path
+// is followed.
 //
 // stat alone can be answered from the kernel's attribute cache for a second
 // after the server died, so statfs, which FUSE never caches, is asked too.
 func IsStale(path string) bool {
-	if _, err := os.Stat(path); isStaleErr(err) {
+	a, err := openAt(path)
+	if err != nil {
+		return isStaleErr(err)
+	}
+	defer a.close()
+	if a.fd == nil {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(int(a.fd.Fd()), "", &st, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); isStaleErr(err) {
 		return true
 	}
-	var st unix.Statfs_t
+	var sf unix.Statfs_t
 	for {
-		err := unix.Statfs(path, &st)
+		err := unix.Fstatfs(int(a.fd.Fd()), &sf)
 		if err == unix.EINTR {
 			continue
 		}
@@ -173,58 +287,238 @@ var (
 	unmountDelay   = 50 * time.Millisecond
 )
 
-// Unmount detaches path. Idempotent: not mounted is success. EBUSY is
-// retried briefly, then the mount is detached lazily and the error wraps
+// Unmount detaches whatever is mounted at path. Idempotent: not mounted is
+// success. The path is resolved from "/" without following a link (a link
+// anywhere is an error and nothing is touched); each mount found there is
+// unmounted by UnmountRef, so stacked mounts all go. EBUSY is retried
+// briefly, then the mount is detached lazily and the error wraps
 // ErrLazyUnmount. Falls back to `fusermount3 -u` where umount2 is refused.
 func Unmount(ctx context.Context, path string) error {
-	return unmount(ctx, path, unmountRetries, unmountDelay)
+	return unmount(ctx, path, unmountRetries, unmountDelay, nil)
 }
 
-// unmount is Unmount with its own EBUSY retries.
-func unmount(ctx context.Context, path string, retries int, delay time.Duration) error {
-	p, err := cleanPath(path)
-	if err != nil {
-		return fmt.Errorf("unmounting %s: %w", path, err)
+// UnmountOurs is Unmount for a path where only a mount s3mounts makes may
+// be: a FUSE mount of type fuse.s3mounts, fuse.s3fs or fuse.geesefs. Any
+// other mount there (one a user moved into place by renaming a parent) is
+// an error and is left alone.
+func UnmountOurs(ctx context.Context, path string) error {
+	return unmount(ctx, path, unmountRetries, unmountDelay, OurFSType)
+}
+
+// OurFSType reports whether fstype is one s3mounts' backends mount.
+func OurFSType(fstype string) bool {
+	switch fstype {
+	case "fuse.s3mounts", "fuse.s3fs", "fuse.geesefs", "fuse.GeeseFS", "fuse":
+		return true
 	}
+	return false
+}
+
+// unmount is Unmount with its own EBUSY retries; ok, if set, must accept a
+// mount's type before it is touched.
+func unmount(ctx context.Context, path string, retries int, delay time.Duration, ok func(string) bool) error {
+	for n := 0; n < 16; n++ {
+		a, err := openAt(path)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil // a parent is gone: nothing mounted there
+			}
+			if isStaleErr(err) {
+				return fmt.Errorf("unmounting %s: a parent directory is a dead mount: %w", path, err)
+			}
+			return fmt.Errorf("not unmounting %s: %w", path, err)
+		}
+		id, err := a.topMount()
+		if err != nil || id == 0 {
+			a.close()
+			return err
+		}
+		m, found, err := FindMount(id)
+		if err != nil {
+			a.close()
+			return err
+		}
+		if !found {
+			a.close()
+			continue // went away meanwhile
+		}
+		if ok != nil && !ok(m.FSType) {
+			a.close()
+			return fmt.Errorf("not unmounting %s: a %s mount (%s) is there, not one s3mounts made; unmount it yourself if it must go", path, m.FSType, m.Source)
+		}
+		err = unmountAt(ctx, a, m.Ref(), retries, delay)
+		a.close()
+		if err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("unmounting %s: more than 16 mounts stacked there", path)
+}
+
+// UnmountRef detaches the mount ref, found by its id wherever it is now
+// (a user may have renamed a parent of its mount point), after checking
+// that it is still the same mount (type and source) and that its current
+// mount point, resolved from "/" without following a link, leads to it.
+// A mount that is gone is success. A mount that cannot be reached that way
+// is not touched: the error says where it is.
+func UnmountRef(ctx context.Context, ref MountRef) error {
+	return unmountRef(ctx, ref, unmountRetries, unmountDelay)
+}
+
+func unmountRef(ctx context.Context, ref MountRef, retries int, delay time.Duration) error {
+	var last error
+	for n := 0; n < 8; n++ {
+		m, found, err := FindMount(ref.ID)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return nil
+		}
+		if !ref.matches(m) {
+			return nil // the id was reused: ours is gone
+		}
+		a, err := openAt(m.MountPoint)
+		if err != nil {
+			last = fmt.Errorf("cannot reach mount %d (%s) at %s safely: %w", ref.ID, ref.FSType, m.MountPoint, err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		err = unmountAt(ctx, a, ref, retries, delay)
+		a.close()
+		if err == errNotOurs {
+			last = fmt.Errorf("mount %d (%s) at %s is covered by another mount or was replaced on the way: not touching it", ref.ID, ref.FSType, m.MountPoint)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		return err
+	}
+	return fmt.Errorf("unmounting %s: %w; detach it by hand once its path is plain directories again (umount -l)", ref.MountPoint, last)
+}
+
+var errNotOurs = errors.New("the topmost mount there is not the one asked for")
+
+// unmountAt unmounts ref, which must be the topmost mount at a: umount2
+// with UMOUNT_NOFOLLOW on the name inside our fd of the parent, retried on
+// EBUSY, then detached lazily through an fd pinned to that very mount.
+func unmountAt(ctx context.Context, a *at, ref MountRef, retries int, delay time.Duration) error {
+	p := filepath.Join(a.parent.Name(), a.name)
 	for i := 0; ; i++ {
-		err := unix.Unmount(p, 0)
+		id, err := a.topMount()
+		if err != nil {
+			return err
+		}
+		if id != ref.ID {
+			if _, found, _ := FindMount(ref.ID); !found {
+				return nil
+			}
+			return errNotOurs
+		}
+		// Our O_PATH fd of the mount root would make it busy: drop it,
+		// unmount the name (never following it), and check afterwards.
+		a.fd.Close()
+		a.fd = nil
+		err = unix.Unmount(a.procPath(), unix.UMOUNT_NOFOLLOW)
+		if reopenErr := a.reopen(); reopenErr != nil {
+			return reopenErr
+		}
 		switch {
 		case err == nil:
-			// Mounts can be stacked: go on until nothing is left at p.
-			if ok, _ := IsMountPoint(p); ok {
-				continue
+			if _, found, _ := FindMount(ref.ID); !found {
+				return nil
 			}
-			return nil
+			continue // something else was on top (stacked): go on
 		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
-			return nil // not a mount point (any more), or gone
+			if _, found, _ := FindMount(ref.ID); !found {
+				return nil
+			}
+			continue
 		case errors.Is(err, unix.EPERM):
 			// Not root: a FUSE mount of our own uid is detached by the
 			// setuid helper.
 			return fusermountUnmount(ctx, p)
 		case errors.Is(err, unix.EBUSY):
+			if retries < 0 {
+				return errBusy
+			}
 			if i >= retries {
-				return lazyUnmount(p)
+				return lazyUnmountAt(a, ref)
 			}
 			select {
 			case <-ctx.Done():
-				return lazyUnmount(p)
+				return lazyUnmountAt(a, ref)
 			case <-time.After(delay):
 			}
 		default:
 			return fmt.Errorf("unmounting %s: %w", p, err)
 		}
+		if i > retries+16 {
+			return fmt.Errorf("unmounting %s: mount %d stays", p, ref.ID)
+		}
 	}
 }
 
-func lazyUnmount(p string) error {
-	err := unix.Unmount(p, unix.MNT_DETACH)
+// reopen opens the name again after an unmount attempt.
+func (a *at) reopen() error {
+	fd, err := openat2(int(a.parent.Fd()), a.name, unix.O_PATH|unix.O_NOFOLLOW, noLinks|unix.RESOLVE_BENEATH)
+	switch {
+	case err == nil:
+		a.fd = os.NewFile(uintptr(fd), a.name)
+	case errors.Is(err, unix.ENOENT):
+	default:
+		return &os.PathError{Op: "open", Path: a.name, Err: err}
+	}
+	return nil
+}
+
+// lazyUnmountAt detaches ref with MNT_DETACH through an O_PATH fd of its
+// root whose mount id was just checked: the fd pins that mount, so nothing
+// else can be detached whatever is renamed meanwhile.
+func lazyUnmountAt(a *at, ref MountRef) error {
+	if a.fd == nil {
+		return nil
+	}
+	id, err := MntID(a.fd)
+	if err != nil {
+		return err
+	}
+	if id != ref.ID {
+		return errNotOurs
+	}
+	err = unix.Unmount("/proc/self/fd/"+strconv.Itoa(int(a.fd.Fd())), unix.MNT_DETACH)
 	if err == nil {
-		return fmt.Errorf("unmounting %s: %w", p, ErrLazyUnmount)
+		return fmt.Errorf("unmounting %s: %w", ref.MountPoint, ErrLazyUnmount)
 	}
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
 		return nil
 	}
-	return fmt.Errorf("unmounting %s lazily: %w", p, err)
+	return fmt.Errorf("unmounting %s lazily: %w", ref.MountPoint, err)
+}
+
+// DetachRef detaches the mount ref at once (MNT_DETACH) through an fd of
+// its root checked to be that mount: used to take back a mount that landed
+// somewhere it must not be.
+func DetachRef(ref MountRef) error {
+	for n := 0; n < 8; n++ {
+		m, found, err := FindMount(ref.ID)
+		if err != nil || !found {
+			return err
+		}
+		a, err := openAt(m.MountPoint)
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		err = lazyUnmountAt(a, ref)
+		a.close()
+		if errors.Is(err, ErrLazyUnmount) || err == nil {
+			return nil
+		}
+		if err != errNotOurs {
+			return err
+		}
+	}
+	return fmt.Errorf("mount %d (%s) could not be reached safely to detach it", ref.ID, ref.FSType)
 }
 
 func fusermountUnmount(ctx context.Context, p string) error {
@@ -252,30 +546,36 @@ func fusermountUnmount(ctx context.Context, p string) error {
 	return fmt.Errorf("unmounting %s with %s -u: %v: %s", p, bin, err, strings.TrimSpace(string(out)))
 }
 
-// CleanStale lazily detaches a dead mount at path; a live or absent mount is
-// left alone and is no error.
+// CleanStale lazily detaches a dead FUSE mount at path; a live or absent
+// mount is left alone and is no error. No link on the path is followed,
+// and only FUSE mounts are touched.
 func CleanStale(path string) error {
-	if !IsStale(path) {
-		return nil
-	}
-	p, err := cleanPath(path)
-	if err != nil {
-		return fmt.Errorf("cleaning the dead mount at %s: %w", path, err)
-	}
 	// Dead mounts can be stacked (a tool restarted over its own corpse).
-	for i := 0; i < 16 && IsStale(p); i++ {
-		err := unix.Unmount(p, unix.MNT_DETACH)
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			return nil
+	for i := 0; i < 16 && IsStale(path); i++ {
+		a, err := openAt(path)
+		if err != nil {
+			return fmt.Errorf("cleaning the dead mount at %s: %w", path, err)
 		}
+		id, err := a.topMount()
+		if err != nil || id == 0 {
+			a.close()
+			return err
+		}
+		m, found, err := FindMount(id)
+		if err != nil || !found || !strings.HasPrefix(m.FSType, "fuse") {
+			a.close()
+			return err
+		}
+		err = lazyUnmountAt(a, m.Ref())
+		a.close()
 		if errors.Is(err, unix.EPERM) {
-			if ferr := fusermountUnmount(context.Background(), p); ferr != nil && !errors.Is(ferr, ErrLazyUnmount) {
-				return fmt.Errorf("cleaning the dead mount at %s: %w", p, ferr)
+			if ferr := fusermountUnmount(context.Background(), path); ferr != nil && !errors.Is(ferr, ErrLazyUnmount) {
+				return fmt.Errorf("cleaning the dead mount at %s: %w", path, ferr)
 			}
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("cleaning the dead mount at %s: %w", p, err)
+		if err != nil && !errors.Is(err, ErrLazyUnmount) {
+			return fmt.Errorf("cleaning the dead mount at %s: %w", path, err)
 		}
 	}
 	return nil

@@ -47,17 +47,17 @@ func TestParseMountInfo(t *testing.T) {
 		{
 			name: "plain with optional fields",
 			in:   "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue\n",
-			want: []mounts.MountInfo{{MountPoint: "/mnt2", FSType: "ext3", Source: "/dev/root", Options: "rw,noatime"}},
+			want: []mounts.MountInfo{{ID: 36, ParentID: 35, MountPoint: "/mnt2", FSType: "ext3", Source: "/dev/root", Options: "rw,noatime"}},
 		},
 		{
 			name: "no optional fields, octal escapes",
 			in:   `90 20 0:50 / /home/jupyter/mnt/s3/my\040data\011x\134y rw,nosuid,nodev - fuse.s3fs s3fs rw,user_id=0` + "\n",
-			want: []mounts.MountInfo{{MountPoint: "/home/jupyter/mnt/s3/my data\tx\\y", FSType: "fuse.s3fs", Source: "s3fs", Options: "rw,nosuid,nodev"}},
+			want: []mounts.MountInfo{{ID: 90, ParentID: 20, MountPoint: "/home/jupyter/mnt/s3/my data\tx\\y", FSType: "fuse.s3fs", Source: "s3fs", Options: "rw,nosuid,nodev"}},
 		},
 		{
 			name: "backslash not followed by three octal digits stays",
 			in:   `1 2 0:1 / /a\9b\04 rw - tmpfs tmpfs rw` + "\n",
-			want: []mounts.MountInfo{{MountPoint: `/a\9b\04`, FSType: "tmpfs", Source: "tmpfs", Options: "rw"}},
+			want: []mounts.MountInfo{{ID: 1, ParentID: 2, MountPoint: `/a\9b\04`, FSType: "tmpfs", Source: "tmpfs", Options: "rw"}},
 		},
 		{name: "missing separator", in: "1 2 0:1 / /a rw tmpfs tmpfs rw\n", err: true},
 		{name: "truncated", in: "1 2 0:1 / /a\n", err: true},

@@ -20,7 +20,7 @@ func toolPID(t *testing.T, tool, mp string) int {
 	t.Helper()
 	for _, p := range procs(t) {
 		f := strings.Fields(p.cmdline)
-		if len(f) > 0 && filepath.Base(f[0]) == tool && strings.Contains(p.cmdline, " "+mp+" ") {
+		if len(f) > 0 && filepath.Base(f[0]) == tool && servesMountPoint(p, mp) {
 			return p.pid
 		}
 	}

@@ -390,11 +390,18 @@ func TestS3FSBadCredentialsFailClearly(t *testing.T) {
 func s3fsPIDs(t *testing.T, mp string) []int {
 	var out []int
 	for _, p := range procs(t) {
-		if strings.Contains(p.cmdline, mp) {
+		if servesMountPoint(p, mp) {
 			out = append(out, p.pid)
 		}
 	}
 	return out
+}
+
+// servesMountPoint: a tool mounts at a private stage, then the mount is
+// moved onto mp; S3MOUNTS_MOUNT_POINT in its environment names mp.
+func servesMountPoint(p procInfo, mp string) bool {
+	return strings.Contains(p.cmdline, " "+mp+" ") ||
+		strings.Contains("\x00"+p.environ, "\x00S3MOUNTS_MOUNT_POINT="+mp+"\x00")
 }
 
 type procInfo struct {

@@ -22,19 +22,14 @@ func filesError(rel string, err error) (int, error) {
 	return 500, err
 }
 
-// checkExists reports ENOENT when rel does not exist in the mount at
-// mountPoint. It resolves rel beneath the mount point and never follows a
+// checkExists reports ENOENT when rel does not exist beneath root (the
+// mount's root, opened without following links). It never follows a
 // symlink (a symlink found on the way counts as existing).
-func checkExists(mountPoint, rel string) error {
+func checkExists(root *os.File, rel string) error {
 	if rel == "" {
 		return nil
 	}
-	root, err := unix.Open(mountPoint, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(root)
-	fd, err := unix.Openat2(root, rel, &unix.OpenHow{
+	fd, err := unix.Openat2(int(root.Fd()), rel, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	})

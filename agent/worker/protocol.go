@@ -43,6 +43,9 @@ type Record struct {
 	Executable string    `json:"executable"`
 	Version    string    `json:"version"`
 	StartedAt  time.Time `json:"started_at"`
+	// Mount is the kernel mount the worker made (id, type, source), set
+	// once mounted: the agent unmounts by it if the worker cannot.
+	Mount *mounts.MountRef `json:"mount,omitempty"`
 }
 
 // Status is GET /v1/status.

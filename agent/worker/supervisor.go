@@ -40,6 +40,7 @@ type Handle struct {
 	Adopted    bool
 
 	startTime uint64
+	recPath   string // the worker's record, when known
 	sock      string
 	hc        *http.Client
 	log       *slog.Logger
@@ -114,6 +115,7 @@ func (s *Supervisor) Start(ctx context.Context, spec mounts.Spec) (*Handle, erro
 	}
 	h := newHandle(spec.ID, pid, SpecHash(spec), spec.MountPoint, SocketPath(s.RuntimeDir, spec.ID), s.Log)
 	h.startTime = startTime
+	h.recPath = RecordPath(s.StateDir, spec.ID)
 	go h.reap()
 	if werr != nil {
 		syscall.Kill(pid, syscall.SIGKILL)
@@ -349,7 +351,7 @@ func (h *Handle) Unmount(ctx context.Context) (lazy bool, err error) {
 	if cerr != nil {
 		select {
 		case <-h.done: // already gone: nothing mounted by it any more
-			mounts.CleanStale(h.MountPoint)
+			h.CleanStale()
 			return false, nil
 		default:
 		}
@@ -373,11 +375,37 @@ func (h *Handle) Unmount(ctx context.Context) (lazy bool, err error) {
 		<-h.done
 	}
 	if cerr != nil {
-		if err := mounts.Unmount(context.Background(), h.MountPoint); errors.Is(err, mounts.ErrLazyUnmount) {
+		if h.recPath != "" {
+			// By the id the worker recorded, wherever a user moved it.
+			if rec, err := ReadRecord(h.recPath); err == nil && rec.PID == h.PID && rec.Mount != nil {
+				if err := mounts.UnmountRef(context.Background(), *rec.Mount); errors.Is(err, mounts.ErrLazyUnmount) {
+					lazy = true
+				} else if err != nil {
+					h.log.Error("unmounting the killed worker's mount failed", "connector", h.ID, "err", err)
+				}
+			}
+		}
+		if err := mounts.UnmountOurs(context.Background(), h.MountPoint); errors.Is(err, mounts.ErrLazyUnmount) {
 			lazy = true
 		}
 	}
 	return res.Lazy || lazy, nil
+}
+
+// CleanStale detaches the dead mount a worker that is gone left behind:
+// found by the mount id in its record wherever a user moved it, else at
+// its mount point (never through a link).
+func (h *Handle) CleanStale() {
+	if h.recPath != "" {
+		if rec, err := ReadRecord(h.recPath); err == nil && rec.PID == h.PID && rec.Mount != nil {
+			if m, ok, _ := mounts.FindMount(rec.Mount.ID); ok && mounts.IsStale(m.MountPoint) {
+				if err := mounts.DetachRef(*rec.Mount); err != nil {
+					h.log.Warn("could not detach the dead mount of a worker", "connector", h.ID, "mount_point", m.MountPoint, "err", err)
+				}
+			}
+		}
+	}
+	mounts.CleanStale(h.MountPoint)
 }
 
 // Kill kills the worker (SIGKILL), if it is still the same process.
@@ -424,6 +452,13 @@ func (s *Supervisor) Adopt(ctx context.Context) []*Handle {
 		if err != nil {
 			s.Log.Info("worker not adopted", "connector", rec.ID, "pid", rec.PID, "reason", err)
 			os.Remove(path)
+			if rec.Mount != nil {
+				// A dead worker's mount, wherever it was moved: only if
+				// it no longer answers.
+				if m, ok, _ := mounts.FindMount(rec.Mount.ID); ok && mounts.IsStale(m.MountPoint) {
+					mounts.DetachRef(*rec.Mount)
+				}
+			}
 			if rec.MountPoint != "" {
 				mounts.CleanStale(rec.MountPoint)
 			}
@@ -447,6 +482,7 @@ func (s *Supervisor) adoptOne(ctx context.Context, rec Record) (*Handle, error) 
 	}
 	h := newHandle(rec.ID, rec.PID, rec.SpecHash, rec.MountPoint, rec.Socket, s.Log)
 	h.startTime = start
+	h.recPath = RecordPath(s.StateDir, rec.ID)
 	if zombie {
 		go h.reap()
 		return nil, errors.New("process is a zombie")

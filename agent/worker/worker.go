@@ -12,14 +12,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/s3mounts/s3mounts/mounts"
 	"github.com/s3mounts/s3mounts/mounts/builtin"
@@ -204,6 +203,17 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 		}
 		code = 1
 	} else {
+		if id, ok := w.mount.(mounts.Identified); ok {
+			// Record the mount's id so that the agent can take it down
+			// by id should this process die or hang.
+			if ref := id.Ref(); ref.ID != 0 {
+				rec.Mount = &ref
+				b, _ := json.MarshalIndent(rec, "", "  ")
+				if err := writeFileAtomic(recPath, b, 0o600); err != nil {
+					w.log.Warn("recording the mount id failed", "path", recPath, "err", err)
+				}
+			}
+		}
 		w.log.Debug("mounted", "mount_point", w.spec.MountPoint, "backend", w.spec.Backend) // the daemon logs it once
 		w.setState(StateMounted, "")
 		err := w.mount.Wait()
@@ -379,9 +389,18 @@ func (w *server) routes() http.Handler {
 			}
 		}
 		// What was cached is dropped; a path that is not there is not a success.
-		if rel, err := CleanRel(r.URL.Query().Get("path")); err == nil && missing(checkExists(w.spec.MountPoint, rel)) {
-			writeJSON(rw, 404, errorBody{Error: fmt.Sprintf("no such file or directory: /%s (anything cached for it was dropped)", rel)})
-			return
+		if rel, err := CleanRel(r.URL.Query().Get("path")); err == nil && rel != "" {
+			root, err := w.openMountRoot(m)
+			if err != nil {
+				writeJSON(rw, 409, errorBody{Error: err.Error()})
+				return
+			}
+			err = checkExists(root, rel)
+			root.Close()
+			if missing(err) {
+				writeJSON(rw, 404, errorBody{Error: fmt.Sprintf("no such file or directory: /%s (anything cached for it was dropped)", rel)})
+				return
+			}
 		}
 		writeJSON(rw, 200, map[string]bool{"ok": true})
 	})
@@ -399,16 +418,6 @@ func (w *server) routes() http.Handler {
 		writeJSON(rw, 200, page)
 	})
 	return mux
-}
-
-// CleanRel turns a user-supplied path inside a mount into a clean relative
-// directory ("" for the root, else "a/b"), refusing escapes.
-func CleanRel(p string) (string, error) {
-	c := path.Clean("/" + p)
-	if strings.Contains(p, "\x00") {
-		return "", errors.New("path contains a NUL byte")
-	}
-	return strings.TrimPrefix(c, "/"), nil
 }
 
 func (w *server) files(ctx context.Context, dir, cursor string, limit int) (mounts.Page, int, error) {
@@ -431,50 +440,40 @@ func (w *server) files(ctx context.Context, dir, cursor string, limit int) (moun
 		}
 		return p, 200, nil
 	}
-	p, err := readDirPage(w.spec.MountPoint, w.spec.Prefix, rel, cursor, limit)
+	root, err := w.openMountRoot(m)
 	if err != nil {
+		return mounts.Page{}, 409, err
+	}
+	defer root.Close()
+	p, err := readDirPageAt(root, w.spec.Prefix, rel, cursor, limit)
+	if err != nil {
+		var fe *FilesError
+		if errors.As(err, &fe) {
+			return p, fe.Status, err
+		}
 		code, err := filesError(rel, err)
 		return p, code, err
 	}
 	return p, 200, nil
 }
 
-// readDirPage pages through a mounted directory by name: entries sort by
-// name, the cursor is the last name of the previous page.
-func readDirPage(mountPoint, prefix, rel, cursor string, limit int) (mounts.Page, error) {
-	var page mounts.Page
-	full := filepath.Join(mountPoint, filepath.FromSlash(rel))
-	des, err := os.ReadDir(full) // sorted by name
+// openMountRoot opens the root of the mount: the mount point resolved from
+// "/" without following a link, and, when the mount knows its kernel mount
+// id, checked to be that mount (not whatever a user renamed into place).
+func (w *server) openMountRoot(m mounts.Mount) (*os.File, error) {
+	root, err := mounts.OpenNoFollow(w.spec.MountPoint, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
-		return page, err
+		return nil, fmt.Errorf("the mount point cannot be opened safely: %w", err)
 	}
-	i := sort.Search(len(des), func(i int) bool { return des[i].Name() > cursor })
-	if cursor == "" {
-		i = 0
-	}
-	keyDir := prefix
-	if rel != "" {
-		keyDir += rel + "/"
-	}
-	page.Entries = []mounts.Entry{}
-	for ; i < len(des) && len(page.Entries) < limit; i++ {
-		de := des[i]
-		e := mounts.Entry{Name: de.Name(), Dir: de.IsDir(), Key: keyDir + de.Name()}
-		if info, err := de.Info(); err == nil {
-			e.MTime = info.ModTime()
-			if !e.Dir {
-				e.Size = info.Size()
-			}
+	if id, ok := m.(mounts.Identified); ok {
+		want := id.Ref().ID
+		got, err := mounts.MntID(root)
+		if err != nil || (want != 0 && got != want) {
+			root.Close()
+			return nil, fmt.Errorf("%s is no longer this connector's mount (a directory on its path was moved or replaced): deactivate and activate the connector to mount it again", w.spec.MountPoint)
 		}
-		if e.Dir {
-			e.Key += "/"
-		}
-		page.Entries = append(page.Entries, e)
 	}
-	if i < len(des) && len(page.Entries) > 0 {
-		page.NextCursor = page.Entries[len(page.Entries)-1].Name
-	}
-	return page, nil
+	return root, nil
 }
 
 func writeJSON(rw http.ResponseWriter, code int, v any) {

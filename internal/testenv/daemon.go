@@ -33,6 +33,9 @@ type DaemonOptions struct {
 	Env []string
 	// Args are extra command-line arguments.
 	Args []string
+	// ProjectRoot replaces the default <dir>/mnt; "{dir}" in it is the
+	// daemon's temporary directory.
+	ProjectRoot string
 	// NoWait skips waiting for the socket to answer.
 	NoWait bool
 	// Bin runs this s3mountd executable instead of testenv.Binaries'.
@@ -91,6 +94,9 @@ func StartDaemon(t testing.TB, o DaemonOptions) *Daemon {
 		ProjectRoot:   filepath.Join(dir, "mnt"),
 		Socket:        filepath.Join(dir, "agent.sock"),
 		LogPath:       filepath.Join(dir, "s3mountd.log"),
+	}
+	if o.ProjectRoot != "" {
+		d.ProjectRoot = strings.ReplaceAll(o.ProjectRoot, "{dir}", dir)
 	}
 	for _, p := range []string{d.ConnectorsDir, d.SecretsDir} {
 		if err := os.MkdirAll(p, 0o700); err != nil {

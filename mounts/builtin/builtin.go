@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -116,7 +117,32 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 		UID:             spec.UID,
 		GID:             spec.GID,
 	}
-	server, err := fs.Mount(spec.MountPoint, fsys.root, opts)
+	// As root, the mount point (which a user may be able to rename or
+	// replace) is checked and held open, the filesystem mounted at a
+	// private stage and then moved onto the checked directory.
+	target := spec.MountPoint
+	var md *mounts.MountDir
+	var stage *mounts.Stage
+	var err error
+	if os.Geteuid() == 0 {
+		md, err = mounts.PrepareMountPoint(spec.MountPoint)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		defer md.Close()
+		stageDir := ""
+		if spec.RuntimeDir != "" {
+			stageDir = filepath.Join(spec.RuntimeDir, "stage")
+		}
+		if stage, err = mounts.NewStage(stageDir); err != nil {
+			cancel()
+			return nil, err
+		}
+		defer stage.Close() // detaches the mount too if it was never moved
+		target = stage.Path
+	}
+	server, err := fs.Mount(target, fsys.root, opts)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("mounting bucket %s at %s: %w", spec.Bucket, spec.MountPoint, err)
@@ -131,7 +157,15 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 		_ = m.Unmount(context.Background())
 		return nil, fmt.Errorf("mounting bucket %s at %s: %w", spec.Bucket, spec.MountPoint, err)
 	}
-	setReadAhead(spec.MountPoint)
+	setReadAhead(target)
+	if stage != nil {
+		ref, err := stage.MoveTo(md, "fuse.")
+		if err != nil {
+			stage.Close() // detaches the mount; the server then ends
+			return nil, fmt.Errorf("mounting bucket %s at %s: %w", spec.Bucket, spec.MountPoint, err)
+		}
+		m.ref = ref
+	}
 	slog.Debug("mounted", "spec", spec) // the daemon logs the mount once
 	return m, nil
 }
@@ -140,6 +174,7 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 // (mounts.Lister) and drops cached metadata on request (mounts.Refresher).
 type Mount struct {
 	fsys   *FS
+	ref    mounts.MountRef // what the kernel made of it (ID 0 when not root)
 	server *fuse.Server
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -147,10 +182,14 @@ type Mount struct {
 }
 
 var (
-	_ mounts.Mount     = (*Mount)(nil)
-	_ mounts.Lister    = (*Mount)(nil)
-	_ mounts.Refresher = (*Mount)(nil)
+	_ mounts.Mount      = (*Mount)(nil)
+	_ mounts.Lister     = (*Mount)(nil)
+	_ mounts.Refresher  = (*Mount)(nil)
+	_ mounts.Identified = (*Mount)(nil)
 )
+
+// Ref is the kernel mount this Mount made.
+func (m *Mount) Ref() mounts.MountRef { return m.ref }
 
 // Wait blocks until the kernel no longer serves the mount.
 func (m *Mount) Wait() error {
@@ -161,7 +200,13 @@ func (m *Mount) Wait() error {
 // Unmount detaches the mount, lazily when busy (the error then wraps
 // mounts.ErrLazyUnmount).
 func (m *Mount) Unmount(ctx context.Context) error {
-	err := mounts.Unmount(ctx, m.fsys.spec.MountPoint)
+	var err error
+	if m.ref.ID != 0 {
+		// Found by its id wherever a user moved it, never through a link.
+		err = mounts.UnmountRef(ctx, m.ref)
+	} else {
+		err = mounts.Unmount(ctx, m.fsys.spec.MountPoint)
+	}
 	if err != nil && !errors.Is(err, mounts.ErrLazyUnmount) {
 		if err2 := m.server.Unmount(); err2 != nil {
 			return err
