@@ -23,16 +23,30 @@ import (
 
 	"github.com/s3mounts/s3mounts/mounts"
 	"github.com/s3mounts/s3mounts/mounts/builtin"
+	"github.com/s3mounts/s3mounts/mounts/s3conn"
 )
 
 // Backends is the registry of mount backends a worker picks from by
 // Spec.Backend.
 func Backends() map[string]mounts.Backend {
 	return map[string]mounts.Backend{
-		"default": builtin.New(),
-		"s3fs":    mounts.NewS3FS(),
-		"geesefs": mounts.NewGeeseFS(),
+		"default": probed{builtin.New()},
+		"s3fs":    probed{mounts.NewS3FS()},
+		"geesefs": probed{mounts.NewGeeseFS()},
 	}
+}
+
+// probed proves, before its backend mounts, that the connector's
+// credentials can list its prefix (s3conn.Probe): a wrong secret, a
+// missing bucket or an unreachable endpoint is a failed mount with the
+// connector test's wording, never a mount that serves only errors.
+type probed struct{ mounts.Backend }
+
+func (b probed) Mount(ctx context.Context, spec mounts.Spec) (mounts.Mount, error) {
+	if err := s3conn.Probe(ctx, spec); err != nil {
+		return nil, err
+	}
+	return b.Backend.Mount(ctx, spec)
 }
 
 // specFD is the file descriptor the agent passes the Spec on.
@@ -132,9 +146,16 @@ func (w *server) setState(state, msg string) {
 
 func (w *server) status() (Status, <-chan struct{}) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return Status{ID: w.spec.ID, PID: os.Getpid(), SpecHash: w.hash, State: w.state, Error: w.errMsg,
-		MountPoint: w.spec.MountPoint, Since: w.since}, w.changed
+	st := Status{ID: w.spec.ID, PID: os.Getpid(), SpecHash: w.hash, State: w.state, Error: w.errMsg,
+		MountPoint: w.spec.MountPoint, Since: w.since}
+	ch, m := w.changed, w.mount
+	w.mu.Unlock()
+	if hr, ok := m.(mounts.HealthReporter); ok && st.State == StateMounted {
+		if msg, since := hr.Health(); msg != "" {
+			st.Degraded, st.DegradedSince = msg, &since
+		}
+	}
+	return st, ch
 }
 
 func (w *server) end(err error) {
@@ -193,7 +214,15 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 
 	code := 0
 	if err := w.doMount(backends); err != nil {
-		w.log.Error("mount failed", "err", err)
+		// Users get plain words; the log gets the S3 code and request id.
+		var p *s3conn.Problem
+		if errors.As(err, &p) {
+			w.log.Error("mount failed", "err", p.Msg, "kind", string(p.Kind), "s3_code", p.Code,
+				"request_id", s3conn.RequestID(p.Raw), "cause", p.Raw)
+		} else {
+			w.log.Error("mount failed", "err", err)
+		}
+		err = errors.New(s3conn.Plain(err))
 		w.setState(StateError, err.Error())
 		w.end(err)
 		// Give the agent a moment to read the reason (it is waiting on
