@@ -795,6 +795,10 @@ func (r *reconciler) setActive(ctx context.Context, id string, active bool) (Vie
 		}
 	} else if c.h != nil {
 		r.setPhaseLocked(c, client.StateUnmounting, "")
+	} else if c.phase == client.StateError {
+		// a failed mount waiting for its retry: nothing to unmount, it rests
+		c.failures, c.nextTry = 0, time.Time{}
+		r.setPhaseLocked(c, client.StateInactive, "")
 	} else {
 		r.changedLocked(c)
 	}
