@@ -171,6 +171,12 @@ func TestMountedButFailing(t *testing.T) {
 	}
 	noSDKText(t, "the degraded error", c.Error)
 	t.Logf("shown while mounted: %s", c.Error)
+	// the files API says the same, in plain words
+	code, body := d.Do("GET", "/v1/connectors/live/files?path=dir")
+	if code == 200 || !strings.Contains(string(body), "SignatureDoesNotMatch") {
+		t.Fatalf("files while the key is refused: %d %s", code, body)
+	}
+	noSDKText(t, "the files API's error", string(body))
 	out, _ := d.RunCtl("status", "live")
 	if !strings.Contains(out, "refuses the key") {
 		t.Errorf("s3mountctl status does not show it:\n%s", out)
