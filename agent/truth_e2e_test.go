@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -147,6 +148,39 @@ func TestMountedButFailing(t *testing.T) {
 		os.Stat(filepath.Join(mp, fmt.Sprintf("poke-%d", n)))
 	}
 
+	// every change of the error is an event
+	ectx, ecancel := context.WithCancel(context.Background())
+	defer ecancel()
+	ev, err := client.New(d.Socket).Events(ectx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	events := make(chan client.Connector, 256)
+	go func() {
+		for {
+			c, err := ev.Next()
+			if err != nil {
+				close(events)
+				return
+			}
+			if c.ID == "live" {
+				events <- c
+			}
+		}
+	}()
+	// seen waits for an event of "live" whose error contains want ("" for
+	// an empty error) while mounted.
+	seen := func(want string) {
+		t.Helper()
+		for c := range events {
+			if c.State == client.StateMounted && (want == "" && c.Error == "" || want != "" && strings.Contains(c.Error, want)) {
+				return
+			}
+		}
+		t.Fatalf("the event stream ended without a mounted event with error %q", want)
+	}
+
 	// the endpoint gone
 	m.Stop()
 	c := d.WaitFor("live", "the unreachable endpoint shown while mounted", func(c client.Connector, ok bool) bool {
@@ -158,6 +192,7 @@ func TestMountedButFailing(t *testing.T) {
 	}
 	noSDKText(t, "the degraded error", c.Error)
 	t.Logf("shown while mounted: %s", c.Error)
+	seen("the endpoint cannot be reached since")
 
 	// back, but with another secret: the key is refused
 	m.SecretKey = good + "-rotated"
@@ -189,6 +224,8 @@ func TestMountedButFailing(t *testing.T) {
 		poke()
 		return ok && c.State == client.StateMounted && c.Error == ""
 	})
+	seen("the endpoint refuses the key since")
+	seen("")
 	if got := readMounted(t, filepath.Join(mp, "hello.txt")); got != testObjects["hello.txt"] {
 		t.Fatalf("hello.txt = %q", got)
 	}
