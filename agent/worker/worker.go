@@ -49,6 +49,65 @@ func (b probed) Mount(ctx context.Context, spec mounts.Spec) (mounts.Mount, erro
 	return b.Backend.Mount(ctx, spec)
 }
 
+// probeInterval is how often a worker re-runs the probe while mounted when
+// its backend cannot say itself whether its requests fail (s3fs, geesefs):
+// S3MOUNTS_PROBE_INTERVAL (a Go duration; "0" turns it off), default 30 s.
+func probeInterval() time.Duration {
+	if v := os.Getenv("S3MOUNTS_PROBE_INTERVAL"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return 30 * time.Second
+}
+
+// probeHealth is the health of a mount whose backend has none of its own:
+// the outcome of the last periodic probe.
+type probeHealth struct {
+	mu    sync.Mutex
+	p     *s3conn.Problem
+	since time.Time
+}
+
+func (h *probeHealth) Health() (string, time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.p == nil {
+		return "", time.Time{}
+	}
+	return h.p.Since(h.since), h.since
+}
+
+// watch re-runs the probe every interval until ctx ends.
+func (h *probeHealth) watch(ctx context.Context, spec mounts.Spec, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s3conn.Probe(ctx, spec)
+		var p *s3conn.Problem
+		if err != nil && (!errors.As(err, &p) || !p.Connector()) {
+			continue // cancelled, or nothing about the connector as a whole
+		}
+		h.mu.Lock()
+		switch {
+		case p == nil && h.p != nil:
+			log.Info("requests work again")
+			h.p = nil
+		case p != nil && (h.p == nil || h.p.Kind != p.Kind):
+			log.Warn("the periodic probe fails", "err", p.Msg, "s3_code", p.Code, "request_id", s3conn.RequestID(p.Raw), "cause", p.Raw)
+			h.p, h.since = p, time.Now()
+		case p != nil:
+			h.p = p
+		}
+		h.mu.Unlock()
+	}
+}
+
 // specFD is the file descriptor the agent passes the Spec on.
 const specFD = 3
 
@@ -134,6 +193,7 @@ type server struct {
 	release  func() // removes the record and socket path if still ours
 
 	cancelMount context.CancelFunc
+	probes      *probeHealth // set when the backend has no health of its own
 }
 
 func (w *server) setState(state, msg string) {
@@ -150,7 +210,13 @@ func (w *server) status() (Status, <-chan struct{}) {
 		MountPoint: w.spec.MountPoint, Since: w.since}
 	ch, m := w.changed, w.mount
 	w.mu.Unlock()
-	if hr, ok := m.(mounts.HealthReporter); ok && st.State == StateMounted {
+	var hr mounts.HealthReporter
+	if r, ok := m.(mounts.HealthReporter); ok {
+		hr = r
+	} else if w.probes != nil {
+		hr = w.probes
+	}
+	if hr != nil && st.State == StateMounted {
 		if msg, since := hr.Health(); msg != "" {
 			st.Degraded, st.DegradedSince = msg, &since
 		}
@@ -235,7 +301,15 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 	} else {
 		w.log.Info("mounted", "mount_point", w.spec.MountPoint, "backend", w.spec.Backend)
 		w.setState(StateMounted, "")
+		pctx, pcancel := context.WithCancel(context.Background())
+		w.mu.Lock()
+		ph := w.probes
+		w.mu.Unlock()
+		if ph != nil {
+			go ph.watch(pctx, w.spec, probeInterval(), w.log)
+		}
 		err := w.mount.Wait()
+		pcancel()
 		if err != nil {
 			w.log.Error("mount ended", "err", err)
 			w.setState(StateError, "mount ended: "+err.Error())
@@ -311,6 +385,11 @@ func (w *server) doMount(backends map[string]mounts.Backend) error {
 	}
 	w.mu.Lock()
 	w.mount = m
+	if _, own := m.(mounts.HealthReporter); !own && probeInterval() > 0 {
+		if _, ok := be.(probed); ok {
+			w.probes = &probeHealth{}
+		}
+	}
 	stopping = w.stopping
 	w.mu.Unlock()
 	if stopping { // told to unmount while mounting

@@ -67,18 +67,7 @@ func (m *Mount) Health() (string, time.Time) {
 	if h.p == nil {
 		return "", time.Time{}
 	}
-	lead := "requests fail"
-	switch h.p.Kind {
-	case s3conn.KindCredentials:
-		lead = "the endpoint refuses the key"
-	case s3conn.KindDenied:
-		lead = "access is denied"
-	case s3conn.KindBucket:
-		lead = "the bucket cannot be found"
-	case s3conn.KindEndpoint:
-		lead = "the endpoint cannot be reached"
-	}
-	return lead + " since " + h.since.UTC().Format("15:04:05 UTC") + ": " + h.p.Msg, h.since
+	return h.p.Since(h.since), h.since
 }
 
 // healthClient reports the outcome of the filesystem's requests to a

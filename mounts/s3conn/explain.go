@@ -55,6 +55,23 @@ func (p *Problem) Error() string { return p.Msg }
 // Unwrap gives the raw error (for errors.Is/As and logs).
 func (p *Problem) Unwrap() error { return p.Raw }
 
+// Since words the problem as a failure of a mounted connector that began
+// at t, e.g. "the endpoint refuses the key since 12:03:04 UTC: …".
+func (p *Problem) Since(t time.Time) string {
+	lead := "requests fail"
+	switch p.Kind {
+	case KindCredentials:
+		lead = "the endpoint refuses the key"
+	case KindDenied:
+		lead = "access is denied"
+	case KindBucket:
+		lead = "the bucket cannot be found"
+	case KindEndpoint:
+		lead = "the endpoint cannot be reached"
+	}
+	return lead + " since " + t.UTC().Format("15:04:05 UTC") + ": " + p.Msg
+}
+
 // Connector says whether the problem is one of the connector as a whole
 // (its key, its bucket, its endpoint) rather than of one object.
 func (p *Problem) Connector() bool {
@@ -323,9 +340,19 @@ func Probe(ctx context.Context, spec mounts.Spec) error {
 		return &Problem{Kind: KindCredentials, Msg: Plain(err), Raw: err}
 	}
 	_, err = c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(spec.Bucket),
-		Prefix: aws.String(spec.Prefix), MaxKeys: aws.Int32(1)})
+		Prefix: aws.String(spec.Prefix), MaxKeys: aws.Int32(1)},
+		func(o *s3.Options) { o.HTTPClient = closingClient{o.HTTPClient} })
 	if err != nil {
 		return Explain(ctx, spec, ReqList, err)
 	}
 	return nil
+}
+
+// closingClient closes each connection after its answer: a probe's client
+// is used once, and must not leave idle connections behind.
+type closingClient struct{ aws.HTTPClient }
+
+func (c closingClient) Do(r *http.Request) (*http.Response, error) {
+	r.Close = true
+	return c.HTTPClient.Do(r)
 }
