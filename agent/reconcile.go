@@ -145,6 +145,10 @@ type conn struct {
 	mountedAt time.Time
 	failures  int
 	nextTry   time.Time
+	// liveErr is what the mounted worker reports failing for the whole
+	// mount (worker Status.Degraded): shown as the error while mounted.
+	liveErr  string
+	healthOf *worker.Handle // the worker pollHealth watches
 
 	kick      chan struct{}
 	changed   chan struct{} // closed and replaced on every view change
@@ -595,8 +599,68 @@ func (r *reconciler) stop(c *conn, h *worker.Handle) (ok bool) {
 	return true
 }
 
+// healthPoll is how often the agent asks a mounted worker whether its
+// requests fail for the whole mount (a key revoked, the endpoint gone).
+var healthPoll = 2 * time.Second
+
+// pollHealth copies a mounted worker's Degraded into c.liveErr (the
+// connector's error while it stays mounted) until the worker is gone.
+func (r *reconciler) pollHealth(c *conn, h *worker.Handle) {
+	r.mu.Lock()
+	if c.healthOf == h {
+		r.mu.Unlock()
+		return
+	}
+	c.healthOf = h
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		if c.healthOf == h {
+			c.healthOf = nil
+			if c.liveErr != "" {
+				c.liveErr = ""
+				r.changedLocked(c)
+			}
+		}
+		r.mu.Unlock()
+		r.notify()
+	}()
+	t := time.NewTicker(healthPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.Done():
+			return
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := h.Status(r.ctx)
+		if err != nil {
+			continue // the worker's end is watchWorker's business
+		}
+		r.mu.Lock()
+		if c.healthOf != h {
+			r.mu.Unlock()
+			return
+		}
+		if c.liveErr != st.Degraded {
+			if st.Degraded != "" {
+				r.log.Warn("mount degraded", "connector", c.id, "problem", st.Degraded)
+			} else {
+				r.log.Info("mount recovered", "connector", c.id)
+			}
+			c.liveErr = st.Degraded
+			r.changedLocked(c)
+		}
+		r.mu.Unlock()
+		r.notify()
+	}
+}
+
 // watchWorker notices a worker's death and schedules its restart.
 func (r *reconciler) watchWorker(c *conn, h *worker.Handle) {
+	go r.pollHealth(c, h)
 	<-h.Done()
 	r.mu.Lock()
 	if c.h != h {
@@ -667,6 +731,9 @@ func (r *reconciler) notify() {
 
 func (r *reconciler) viewLocked(c *conn) View {
 	cc := client.Connector{ID: c.id, File: c.file, State: c.phase, Error: c.phaseErr}
+	if c.phase == client.StateMounted && c.phaseErr == "" && c.h != nil {
+		cc.Error = c.liveErr // what fails while mounted (the mount stays)
+	}
 	var v View
 	if g := c.good; g != nil {
 		cc.Name, cc.Description, cc.Endpoint, cc.Region = g.Name, g.Description, g.Endpoint, g.Region

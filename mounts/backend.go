@@ -113,6 +113,14 @@ type Refresher interface {
 	Refresh(path string) error
 }
 
+// HealthReporter is implemented by a Mount that sees its requests fail for
+// the whole connector (the key refused, the endpoint gone) while mounted:
+// Health says what fails in plain words and since when ("" when requests
+// work).
+type HealthReporter interface {
+	Health() (problem string, since time.Time)
+}
+
 // Lister is implemented by a Mount that can page through a directory itself,
 // faster than reading the mounted path (e.g. straight from ListObjectsV2).
 type Lister interface {

@@ -57,6 +57,11 @@ type Status struct {
 	Error      string    `json:"error,omitempty"`
 	MountPoint string    `json:"mount_point"`
 	Since      time.Time `json:"since"`
+	// Degraded is, while mounted, what fails for the whole mount in plain
+	// words ("the endpoint refuses the key since 12:03:04 UTC: …"), from
+	// the backend's mounts.HealthReporter; "" when requests work.
+	Degraded      string     `json:"degraded,omitempty"`
+	DegradedSince *time.Time `json:"degraded_since,omitempty"`
 }
 
 // WaitResult is the answer of GET /v1/wait, sent when the mount has ended.

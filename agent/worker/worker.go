@@ -22,15 +22,88 @@ import (
 
 	"github.com/s3mounts/s3mounts/mounts"
 	"github.com/s3mounts/s3mounts/mounts/builtin"
+	"github.com/s3mounts/s3mounts/mounts/s3conn"
 )
 
 // Backends is the registry of mount backends a worker picks from by
 // Spec.Backend.
 func Backends() map[string]mounts.Backend {
 	return map[string]mounts.Backend{
-		"default": builtin.New(),
-		"s3fs":    mounts.NewS3FS(),
-		"geesefs": mounts.NewGeeseFS(),
+		"default": probed{builtin.New()},
+		"s3fs":    probed{mounts.NewS3FS()},
+		"geesefs": probed{mounts.NewGeeseFS()},
+	}
+}
+
+// probed proves, before its backend mounts, that the connector's
+// credentials can list its prefix (s3conn.Probe): a wrong secret, a
+// missing bucket or an unreachable endpoint is a failed mount with the
+// connector test's wording, never a mount that serves only errors.
+type probed struct{ mounts.Backend }
+
+func (b probed) Mount(ctx context.Context, spec mounts.Spec) (mounts.Mount, error) {
+	if err := s3conn.Probe(ctx, spec); err != nil {
+		return nil, err
+	}
+	return b.Backend.Mount(ctx, spec)
+}
+
+// probeInterval is how often a worker re-runs the probe while mounted when
+// its backend cannot say itself whether its requests fail (s3fs, geesefs):
+// S3MOUNTS_PROBE_INTERVAL (a Go duration; "0" turns it off), default 30 s.
+func probeInterval() time.Duration {
+	if v := os.Getenv("S3MOUNTS_PROBE_INTERVAL"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return 30 * time.Second
+}
+
+// probeHealth is the health of a mount whose backend has none of its own:
+// the outcome of the last periodic probe.
+type probeHealth struct {
+	mu    sync.Mutex
+	p     *s3conn.Problem
+	since time.Time
+}
+
+func (h *probeHealth) Health() (string, time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.p == nil {
+		return "", time.Time{}
+	}
+	return h.p.Since(h.since), h.since
+}
+
+// watch re-runs the probe every interval until ctx ends.
+func (h *probeHealth) watch(ctx context.Context, spec mounts.Spec, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s3conn.Probe(ctx, spec)
+		var p *s3conn.Problem
+		if err != nil && (!errors.As(err, &p) || !p.Connector()) {
+			continue // cancelled, or nothing about the connector as a whole
+		}
+		h.mu.Lock()
+		switch {
+		case p == nil && h.p != nil:
+			log.Info("requests work again")
+			h.p = nil
+		case p != nil && (h.p == nil || h.p.Kind != p.Kind):
+			log.Warn("the periodic probe fails", "err", p.Msg, "s3_code", p.Code, "request_id", s3conn.RequestID(p.Raw), "cause", p.Raw)
+			h.p, h.since = p, time.Now()
+		case p != nil:
+			h.p = p
+		}
+		h.mu.Unlock()
 	}
 }
 
@@ -119,6 +192,7 @@ type server struct {
 	release  func() // removes the record and socket path if still ours
 
 	cancelMount context.CancelFunc
+	probes      *probeHealth // set when the backend has no health of its own
 }
 
 func (w *server) setState(state, msg string) {
@@ -131,9 +205,22 @@ func (w *server) setState(state, msg string) {
 
 func (w *server) status() (Status, <-chan struct{}) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return Status{ID: w.spec.ID, PID: os.Getpid(), SpecHash: w.hash, State: w.state, Error: w.errMsg,
-		MountPoint: w.spec.MountPoint, Since: w.since}, w.changed
+	st := Status{ID: w.spec.ID, PID: os.Getpid(), SpecHash: w.hash, State: w.state, Error: w.errMsg,
+		MountPoint: w.spec.MountPoint, Since: w.since}
+	ch, m := w.changed, w.mount
+	w.mu.Unlock()
+	var hr mounts.HealthReporter
+	if r, ok := m.(mounts.HealthReporter); ok {
+		hr = r
+	} else if w.probes != nil {
+		hr = w.probes
+	}
+	if hr != nil && st.State == StateMounted {
+		if msg, since := hr.Health(); msg != "" {
+			st.Degraded, st.DegradedSince = msg, &since
+		}
+	}
+	return st, ch
 }
 
 func (w *server) end(err error) {
@@ -192,7 +279,17 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 
 	code := 0
 	if err := w.doMount(backends); err != nil {
-		w.log.Debug("mount failed", "err", err) // the daemon logs it, with its retry
+		// The daemon logs the failure once, in plain words, with its retry;
+		// the worker's line keeps the S3 code and request id.
+		// Users get plain words; the log gets the S3 code and request id.
+		var p *s3conn.Problem
+		if errors.As(err, &p) {
+			w.log.Warn("mount failed", "err", p.Msg, "kind", string(p.Kind), "s3_code", p.Code,
+				"request_id", s3conn.RequestID(p.Raw), "cause", p.Raw)
+		} else {
+			w.log.Warn("mount failed", "err", err)
+		}
+		err = errors.New(s3conn.Plain(err))
 		w.setState(StateError, err.Error())
 		w.end(err)
 		// Give the agent a moment to read the reason (it is waiting on
@@ -216,7 +313,15 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 		}
 		w.log.Debug("mounted", "mount_point", w.spec.MountPoint, "backend", w.spec.Backend) // the daemon logs it once
 		w.setState(StateMounted, "")
+		pctx, pcancel := context.WithCancel(context.Background())
+		w.mu.Lock()
+		ph := w.probes
+		w.mu.Unlock()
+		if ph != nil {
+			go ph.watch(pctx, w.spec, probeInterval(), w.log)
+		}
 		err := w.mount.Wait()
+		pcancel()
 		if err != nil {
 			w.log.Error("mount ended", "err", err)
 			w.setState(StateError, "mount ended: "+err.Error())
@@ -292,6 +397,11 @@ func (w *server) doMount(backends map[string]mounts.Backend) error {
 	}
 	w.mu.Lock()
 	w.mount = m
+	if _, own := m.(mounts.HealthReporter); !own && probeInterval() > 0 {
+		if _, ok := be.(probed); ok {
+			w.probes = &probeHealth{}
+		}
+	}
 	stopping = w.stopping
 	w.mu.Unlock()
 	if stopping { // told to unmount while mounting

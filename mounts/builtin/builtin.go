@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/s3mounts/s3mounts/mounts"
+	"github.com/s3mounts/s3mounts/mounts/s3conn"
 )
 
 // New returns the built-in backend.
@@ -82,6 +83,8 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 		}
 		_ = os.Chmod(staging, 0o700)
 	}
+	hl := &health{spec: spec}
+	cl = healthClient{cl, hl}
 	fctx, cancel := context.WithCancel(context.Background())
 	fsys := &FS{spec: spec, cl: cl, prefix: spec.Prefix, meta: newMetaCache(spec.MetadataTTL, spec.NegativeTTL),
 		budget: newBufBudget(budgetBuffer), staging: staging, started: time.Now(), ctx: fctx,
@@ -147,7 +150,7 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 		cancel()
 		return nil, fmt.Errorf("mounting bucket %s at %s: %w", spec.Bucket, spec.MountPoint, err)
 	}
-	m := &Mount{fsys: fsys, server: server, cancel: cancel, done: make(chan struct{})}
+	m := &Mount{fsys: fsys, server: server, cancel: cancel, done: make(chan struct{}), health: hl}
 	go func() {
 		server.Wait()
 		cancel()
@@ -179,13 +182,15 @@ type Mount struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+	health *health
 }
 
 var (
-	_ mounts.Mount      = (*Mount)(nil)
-	_ mounts.Lister     = (*Mount)(nil)
-	_ mounts.Refresher  = (*Mount)(nil)
-	_ mounts.Identified = (*Mount)(nil)
+	_ mounts.Mount          = (*Mount)(nil)
+	_ mounts.Lister         = (*Mount)(nil)
+	_ mounts.Refresher      = (*Mount)(nil)
+	_ mounts.Identified     = (*Mount)(nil)
+	_ mounts.HealthReporter = (*Mount)(nil)
 )
 
 // Ref is the kernel mount this Mount made.
@@ -292,7 +297,11 @@ func (m *Mount) List(ctx context.Context, dir, cursor string, limit int) (mounts
 	prefix := f.dirKey(rel)
 	p, err := f.cl.List(ctx, prefix, "/", cursor, int32(limit))
 	if err != nil {
-		return mounts.Page{}, fmt.Errorf("listing %s in bucket %s: %w", prefix, f.spec.Bucket, errnoErr(err))
+		// plain words for the API (s3mountctl ls, the panel); the raw
+		// error, with its request id, for the worker's log
+		p := s3conn.Explain(ctx, f.spec, s3conn.ReqList, err)
+		slog.Warn("listing failed", "prefix", prefix, "s3_code", p.Code, "request_id", s3conn.RequestID(err), "err", err)
+		return mounts.Page{}, p
 	}
 	page := mounts.Page{NextCursor: p.Next}
 	sh := shadower{dirPrefix: prefix}
@@ -313,11 +322,6 @@ func (m *Mount) List(ctx context.Context, dir, cursor string, limit int) (mounts
 		}
 	}
 	return page, nil
-}
-
-// errnoErr keeps the S3 error text and adds the errno it maps to.
-func errnoErr(err error) error {
-	return fmt.Errorf("%w (%v)", err, syscall.Errno(toErrno(err)))
 }
 
 // readAheadKB is the kernel readahead for the mount: larger than FUSE's

@@ -3,8 +3,6 @@ package s3conn
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -118,7 +116,7 @@ func (ck *checker) endpoint(ctx context.Context) (string, error) {
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", describeNetErr(ctx, u, err, ck.stall)
+		return "", netProblem(ctx, u.Host, err, ck.stall)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -129,30 +127,7 @@ func (ck *checker) endpoint(ctx context.Context) (string, error) {
 	return "", nil
 }
 
-// requestURL is the endpoint, or for virtual-hosted addressing the
-// bucket's own host under it.
-func (ck *checker) requestURL() (*url.URL, error) {
-	ep := ck.spec.Endpoint
-	if ep == "" {
-		region := ck.spec.Region
-		if region == "" {
-			region = "us-east-1"
-		}
-		ep = "https://s3." + region + ".amazonaws.com"
-	}
-	u, err := url.Parse(ep)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, errors.New("endpoint is not an http(s) URL: check endpoint in the connector file")
-	}
-	u.User = nil
-	if !ck.spec.PathStyle && ck.spec.Bucket != "" {
-		u.Host = ck.spec.Bucket + "." + u.Host
-	}
-	if u.Path == "" {
-		u.Path = "/"
-	}
-	return u, nil
-}
+func (ck *checker) requestURL() (*url.URL, error) { return requestURLOf(ck.spec) }
 
 // httpClient is the client the SDK would use (with AWS_CA_BUNDLE applied),
 // built without credentials so that it works whatever they are.
@@ -199,27 +174,19 @@ func (ck *checker) credentials(ctx context.Context) (string, error) {
 	if err == nil {
 		return "", nil
 	}
-	code := apiCode(err)
-	switch code {
-	case "InvalidAccessKeyId":
-		return "", fmt.Errorf("%s does not know this access key (InvalidAccessKeyId): check access_key_id, and that endpoint and region are those of the key's account", ck.host())
-	case "SignatureDoesNotMatch":
-		return "", fmt.Errorf("the signature was refused (SignatureDoesNotMatch): check access_key_id and the secret (secret_name, secret_access_key_file, …): the secret does not belong to this access key")
-	case "InvalidToken", "ExpiredToken", "TokenRefreshRequired", "InvalidSecurity":
-		return "", fmt.Errorf("the session token was refused (%s): temporary credentials expired or session_token is wrong; get new ones", code)
-	case "AuthorizationHeaderMalformed", "AuthorizationQueryParametersError":
-		return "", fmt.Errorf("the request was refused (%s): %s: check region", code, apiMessage(err))
-	case "AccessDenied", "AllAccessDisabled", "NoSuchBucket", "PermanentRedirect", "NoSuchKey":
+	p := Explain(ctx, ck.spec, ReqList, err)
+	switch p.Kind {
+	case KindCredentials:
+		return "", p
+	case KindDenied, KindBucket:
 		return "", nil // the service checked the signature and answered about the bucket
+	case KindEndpoint, KindCancelled:
+		return "", fmt.Errorf("no answer to a signed request: %s", p.Msg)
 	}
-	if status := httpStatus(err); status == http.StatusMovedPermanently || status == http.StatusNotFound ||
-		status == http.StatusForbidden && code == "" {
+	if p.Code == "NoSuchKey" || httpStatus(err) == http.StatusNotFound {
 		return "", nil
 	}
-	if code == "" {
-		return "", fmt.Errorf("no answer to a signed request: %s", describeErr(ctx, err, ck.stall))
-	}
-	return "", fmt.Errorf("a signed request failed (%s): %s", code, apiMessage(err))
+	return "", fmt.Errorf("a signed request failed (%s): %s", p.Code, apiMessage(err))
 }
 
 func (ck *checker) bucket(ctx context.Context) (string, error) {
@@ -235,25 +202,10 @@ func (ck *checker) bucket(ctx context.Context) (string, error) {
 		}
 		return "", nil
 	}
-	code, status := apiCode(err), httpStatus(err)
-	switch {
-	case code == "NoSuchBucket" || code == "NotFound" || status == http.StatusNotFound:
-		return "", fmt.Errorf("bucket %s does not exist at %s: check bucket (and endpoint, region)", ck.spec.Bucket, ck.endpointShown())
-	case status == http.StatusMovedPermanently || code == "PermanentRedirect":
-		region := bucketRegionHeader(err)
-		if region != "" {
-			return "", fmt.Errorf("bucket %s is in region %s: set region = %q", ck.spec.Bucket, region, region)
-		}
-		return "", fmt.Errorf("bucket %s is in another region or behind another endpoint: check region and endpoint", ck.spec.Bucket)
-	case code == "AccessDenied" || code == "Forbidden" || status == http.StatusForbidden:
-		if ck.spec.Credentials.Anonymous {
-			return "", fmt.Errorf("bucket %s does not allow anonymous access: give credentials", ck.spec.Bucket)
-		}
-		return "", fmt.Errorf("access to bucket %s is denied: the credentials need s3:ListBucket on it", ck.spec.Bucket)
-	case code == "":
-		return "", describeErr(ctx, err, ck.stall)
+	if p := Explain(ctx, ck.spec, ReqBucket, err); p.Code != "" || p.Kind != KindOther {
+		return "", p
 	}
-	return "", fmt.Errorf("HeadBucket %s failed (%s): %s", ck.spec.Bucket, code, apiMessage(err))
+	return "", fmt.Errorf("HeadBucket %s failed: %s", ck.spec.Bucket, Plain(err))
 }
 
 func (ck *checker) list(ctx context.Context) (string, error) {
@@ -264,10 +216,10 @@ func (ck *checker) list(ctx context.Context) (string, error) {
 	out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(ck.spec.Bucket),
 		Prefix: aws.String(ck.spec.Prefix), MaxKeys: aws.Int32(1)})
 	if err != nil {
-		if apiCode(err) == "AccessDenied" || httpStatus(err) == http.StatusForbidden {
-			return "", fmt.Errorf("listing %s is denied: the credentials need s3:ListBucket%s", ck.where(), prefixCondition(ck.spec.Prefix))
+		if p := Explain(ctx, ck.spec, ReqList, err); p.Kind == KindDenied {
+			return "", p
 		}
-		return "", fmt.Errorf("listing %s failed: %s", ck.where(), describeErr(ctx, err, ck.stall))
+		return "", fmt.Errorf("listing %s failed: %s", ck.where(), describeErr(ctx, ck.spec, err))
 	}
 	ck.listed = true
 	if len(out.Contents) > 0 && out.Contents[0].Key != nil {
@@ -298,11 +250,11 @@ func (ck *checker) read(ctx context.Context) (string, error) {
 		if apiCode(err) == "AccessDenied" || httpStatus(err) == http.StatusForbidden {
 			return "", fmt.Errorf("reading s3://%s/%s is denied: the credentials need s3:GetObject", ck.spec.Bucket, ck.firstKey)
 		}
-		return "", fmt.Errorf("reading s3://%s/%s failed: %s", ck.spec.Bucket, ck.firstKey, describeErr(ctx, err, ck.stall))
+		return "", fmt.Errorf("reading s3://%s/%s failed: %s", ck.spec.Bucket, ck.firstKey, describeErr(ctx, ck.spec, err))
 	}
 	defer out.Body.Close()
 	if _, err := io.Copy(io.Discard, io.LimitReader(out.Body, 1<<20)); err != nil {
-		return "", fmt.Errorf("reading s3://%s/%s broke off: %s", ck.spec.Bucket, ck.firstKey, describeErr(ctx, err, ck.stall))
+		return "", fmt.Errorf("reading s3://%s/%s broke off: %s", ck.spec.Bucket, ck.firstKey, describeErr(ctx, ck.spec, err))
 	}
 	return "", nil
 }
@@ -322,7 +274,7 @@ func (ck *checker) write(ctx context.Context) (string, error) {
 		if apiCode(err) == "AccessDenied" || httpStatus(err) == http.StatusForbidden {
 			return "", fmt.Errorf("writing under %s is denied: the credentials need s3:PutObject (or set mode = \"ro\")", ck.where())
 		}
-		return "", fmt.Errorf("writing s3://%s/%s failed: %s", ck.spec.Bucket, key, describeErr(ctx, err, ck.stall))
+		return "", fmt.Errorf("writing s3://%s/%s failed: %s", ck.spec.Bucket, key, describeErr(ctx, ck.spec, err))
 	}
 	// Delete even when ctx has ended: never leave the test object behind.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ck.stall)
@@ -331,28 +283,12 @@ func (ck *checker) write(ctx context.Context) (string, error) {
 		if apiCode(err) == "AccessDenied" || httpStatus(err) == http.StatusForbidden {
 			return "", fmt.Errorf("wrote s3://%s/%s but may not delete it: the credentials need s3:DeleteObject for rm and mv in the mount; delete the object by hand", ck.spec.Bucket, key)
 		}
-		return "", fmt.Errorf("wrote s3://%s/%s but deleting it failed: %s; delete the object by hand", ck.spec.Bucket, key, describeErr(ctx, err, ck.stall))
+		return "", fmt.Errorf("wrote s3://%s/%s but deleting it failed: %s; delete the object by hand", ck.spec.Bucket, key, describeErr(ctx, ck.spec, err))
 	}
 	return "", nil
 }
 
-func (ck *checker) where() string {
-	return "s3://" + ck.spec.Bucket + "/" + ck.spec.Prefix
-}
-
-func (ck *checker) host() string {
-	if u, err := ck.requestURL(); err == nil {
-		return u.Host
-	}
-	return "the endpoint"
-}
-
-func (ck *checker) endpointShown() string {
-	if u, err := url.Parse(ck.spec.Endpoint); err == nil && ck.spec.Endpoint != "" {
-		return u.Redacted()
-	}
-	return ck.host()
-}
+func (ck *checker) where() string { return whereOf(ck.spec) }
 
 func prefixCondition(prefix string) string {
 	if prefix == "" {
@@ -405,49 +341,9 @@ func bucketRegionHeader(err error) string {
 	return ""
 }
 
-// describeErr explains a failure that is not an S3 answer.
-func describeErr(ctx context.Context, err error, stall time.Duration) error {
-	return describeNetErr(ctx, nil, err, stall)
-}
-
-// describeNetErr turns a transport error into what to check.
-func describeNetErr(ctx context.Context, u *url.URL, err error, stall time.Duration) error {
-	host := "the endpoint"
-	if u != nil {
-		host = u.Host
-	}
-	var dnsErr *net.DNSError
-	var opErr *net.OpError
-	var certErr *tls.CertificateVerificationError
-	var unknownAuth x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	var recordErr tls.RecordHeaderError
-	switch {
-	case errors.As(err, &dnsErr):
-		return fmt.Errorf("cannot resolve %s (%s): check endpoint (and addressing: virtual-hosted requests go to BUCKET.HOST)", dnsErr.Name, dnsErr.Err)
-	case errors.As(err, &hostErr):
-		return fmt.Errorf("the TLS certificate of %s is not valid for that name (%s): a bucket name with dots needs addressing = \"path\" or \"auto\"", host, hostErr.Error())
-	case errors.As(err, &unknownAuth), errors.As(err, &certErr):
-		return fmt.Errorf("the TLS certificate of %s is not trusted (%s): if the endpoint uses a private CA, point AWS_CA_BUNDLE at it", host, cause(err))
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return fmt.Errorf("%s answers plain HTTP, not HTTPS: write the endpoint with http://, or check the port", host)
-	case errors.As(err, &recordErr):
-		return fmt.Errorf("%s does not speak TLS: use an http:// endpoint, or check the port", host)
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
-			return fmt.Errorf("cancelled while waiting for %s", host)
-		}
-		return fmt.Errorf("no answer from %s within %s: check endpoint, firewalls and proxies (HTTPS_PROXY)", host, stall)
-	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("cancelled while waiting for %s", host)
-	case errors.As(err, &opErr) && opErr.Op == "dial":
-		msg := opErr.Err.Error()
-		if strings.Contains(msg, "connection refused") {
-			return fmt.Errorf("nothing listens at %s (connection refused): check endpoint's host and port, and that the service runs", host)
-		}
-		return fmt.Errorf("cannot connect to %s (%s): check endpoint, network and firewalls", host, msg)
-	}
-	return fmt.Errorf("%s: check endpoint", cause(err))
+// describeErr explains a failure in plain words (Explain's wording).
+func describeErr(ctx context.Context, spec mounts.Spec, err error) string {
+	return Explain(ctx, spec, ReqRead, err).Msg
 }
 
 func isTimeout(err error) bool {
