@@ -158,6 +158,7 @@ func (r *reconciler) buildSpec(c *config.Connector) (mounts.Spec, error) {
 		ReadOnly: c.Mode != "rw", PathStyle: c.PathStyle(), UID: c.UID, GID: c.GID,
 		FileMode: c.FileMode, DirMode: c.DirMode, StallTimeout: c.StallTimeout,
 		MetadataTTL: c.MetadataTTL, NegativeTTL: c.NegativeTTL,
+		MaxStaging: c.MaxStaging, MaxStagingPercent: c.MaxStagingPercent,
 		CacheDir:   filepath.Join(r.agent.CacheDir, c.ID),
 		RuntimeDir: filepath.Join(r.runtimeDir, "mounts", c.ID),
 		Binary:     r.agent.Binaries[c.Backend],
