@@ -97,11 +97,13 @@ func TestShellRedirectKeepsOldObject(t *testing.T) {
 	script := "sleep 600 > " + filepath.Join(dir, "existing.txt") + "; echo done"
 	cmd := exec.Command("bash", "-c", script)
 	stdout, _ := cmd.StdoutPipe()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Kill bash and its sleep (which holds the file) before the unmount.
+	killGroup := func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	t.Cleanup(func() { killGroup(); _ = cmd.Wait() })
 	// Wait until the open has happened: the mount shows the truncated file.
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		st, err := os.Stat(filepath.Join(dir, "existing.txt"))
@@ -116,7 +118,7 @@ func TestShellRedirectKeepsOldObject(t *testing.T) {
 	objectIs(t, c, "redir", "existing.txt", old, "while the writer has written nothing")
 
 	abortConnection(t, dir)
-	_ = cmd.Process.Kill()
+	killGroup()
 	_ = cmd.Wait()
 	_, _ = io.Copy(io.Discard, stdout)
 	objectIs(t, c, "redir", "existing.txt", old, "after the worker died before the first byte")
@@ -172,9 +174,11 @@ func TestForkedWriterPublishesNothingPartial(t *testing.T) {
 		stdin, _ := cmd.StdinPipe()
 		stdout, _ := cmd.StdoutPipe()
 		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		lines := bufio.NewScanner(stdout)
 		if !lines.Scan() || lines.Text() != "forked" {
 			t.Fatalf("%s: the writer did not fork: %q", name, lines.Text())
@@ -249,6 +253,9 @@ func TestFailedUploadKeepsOldObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A descriptor on its own mount left open at exit hangs the test binary.
+	defer small.Close()
+	defer big.Close()
 	if _, err := small.WriteString("new"); err != nil {
 		t.Fatal(err)
 	}
@@ -322,6 +329,7 @@ func TestFullCacheDir(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				defer f.Close()
 				// Non-sequential: every second MiB, backwards.
 				var werr error
 				for off := int64(39 << 20); off >= 0 && werr == nil; off -= 2 << 20 {
@@ -354,6 +362,7 @@ func TestFullCacheDir(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer f.Close()
 			var werr error
 			for off := 0; off < len(data) && werr == nil; off += 1 << 20 {
 				_, werr = f.Write(data[off : off+1<<20])
