@@ -637,6 +637,12 @@ func (r *reconciler) viewLocked(c *conn) View {
 	} else if c.h != nil {
 		cc.MountPath = c.h.MountPoint
 	}
+	if c.h != nil {
+		if st, ok := c.h.LastStatus(); ok && st.Staging != nil {
+			used := st.Staging.UsedBytes
+			cc.StagingBytes = &used
+		}
+	}
 	var probs []string
 	if c.cfgErr != "" {
 		probs = append(probs, c.cfgErr)

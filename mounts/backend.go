@@ -118,6 +118,12 @@ type Refresher interface {
 	Refresh(path string) error
 }
 
+// StagingReporter is implemented by a Mount that stages writes on local
+// disk: the bytes its staging files take now, and its cap (0: none).
+type StagingReporter interface {
+	Staging() (used, limit int64)
+}
+
 // Lister is implemented by a Mount that can page through a directory itself,
 // faster than reading the mounted path (e.g. straight from ListObjectsV2).
 type Lister interface {

@@ -54,6 +54,14 @@ type Status struct {
 	Error      string    `json:"error,omitempty"`
 	MountPoint string    `json:"mount_point"`
 	Since      time.Time `json:"since"`
+	// Staging is the write staging space of a backend that has one.
+	Staging *Staging `json:"staging,omitempty"`
+}
+
+// Staging is the disk space a mount's write staging takes in cache_dir.
+type Staging struct {
+	UsedBytes  int64 `json:"used_bytes"`
+	LimitBytes int64 `json:"limit_bytes,omitempty"` // [cache] max_staging; 0: none
 }
 
 // WaitResult is the answer of GET /v1/wait, sent when the mount has ended.

@@ -133,8 +133,13 @@ func (w *server) setState(state, msg string) {
 func (w *server) status() (Status, <-chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return Status{ID: w.spec.ID, PID: os.Getpid(), SpecHash: w.hash, State: w.state, Error: w.errMsg,
-		MountPoint: w.spec.MountPoint, Since: w.since}, w.changed
+	st := Status{ID: w.spec.ID, PID: os.Getpid(), SpecHash: w.hash, State: w.state, Error: w.errMsg,
+		MountPoint: w.spec.MountPoint, Since: w.since}
+	if sr, ok := w.mount.(mounts.StagingReporter); ok && w.state == StateMounted {
+		used, limit := sr.Staging()
+		st.Staging = &Staging{UsedBytes: used, LimitBytes: limit}
+	}
+	return st, w.changed
 }
 
 func (w *server) end(err error) {

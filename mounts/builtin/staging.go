@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/s3mounts/s3mounts/mounts"
 )
 
 // errStagingFull is a staging write refused by the mount's max_staging cap.
@@ -135,6 +137,12 @@ func stagingErrno(err error) syscall.Errno {
 	}
 	return syscall.EIO
 }
+
+var _ mounts.StagingReporter = (*Mount)(nil)
+
+// Staging reports the disk space the mount's write staging takes and its
+// max_staging in bytes.
+func (m *Mount) Staging() (used, limit int64) { return m.StagingBytes(), m.StagingLimit() }
 
 // StagingBytes is the disk space this mount's write staging takes now.
 func (m *Mount) StagingBytes() int64 { return m.fsys.stagingBudget.used.Load() }
