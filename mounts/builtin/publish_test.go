@@ -200,6 +200,7 @@ func TestForkedWriterPublishesNothingPartial(t *testing.T) {
 		if len(res) > 0 {
 			last = res[len(res)-1]
 		}
+		t.Logf("%s: the writer said %q (errno 5 is EIO)", name, res)
 		if !strings.HasPrefix(last, "close ") || last == "close 0" {
 			t.Fatalf("%s: close with the endpoint down must fail: writer said %q", name, res)
 		}
@@ -332,9 +333,13 @@ func TestFullCacheDir(t *testing.T) {
 				defer f.Close()
 				// Non-sequential: every second MiB, backwards.
 				var werr error
+				written := 0
 				for off := int64(39 << 20); off >= 0 && werr == nil; off -= 2 << 20 {
-					_, werr = f.WriteAt(chunk, off)
+					var n int
+					n, werr = f.WriteAt(chunk, off)
+					written += n
 				}
+				t.Logf("%s: %v after %d MiB staged (staging in use %d bytes)", filepath.Base(path), werr, written>>20, staging())
 				equal(t, "write into a full cache_dir", errnoOf(werr), syscall.ENOSPC)
 				if tc.max == 0 && staging() > 4<<20 {
 					t.Fatalf("staging in use %d passes max_staging (4 MiB)", staging())
