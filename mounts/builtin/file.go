@@ -84,8 +84,10 @@ type fileHandle struct {
 	// pid is the thread group (process) that opened the handle: only its
 	// flushes publish (see Flush).
 	pid uint32
-	// created: the handle created the file, so there is no old object to
-	// keep; wrote: something was written or truncated through it.
+	// writer: opened for writing (a reader may share ws while a writer
+	// is open); created: the handle created the file, so there is no old
+	// object to keep; wrote: something was written or truncated through it.
+	writer  bool
 	created bool
 	wrote   atomic.Bool
 }
@@ -120,7 +122,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		if errno != 0 {
 			return nil, 0, errno
 		}
-		return &fileHandle{n: n, ws: ws, pid: callerTgid(ctx)}, 0, 0
+		return &fileHandle{n: n, ws: ws, pid: callerTgid(ctx), writer: true}, 0, 0
 	}
 	n.mu.Lock()
 	if ws := n.ws; ws != nil {
@@ -622,9 +624,10 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 }
 
 // Fsync publishes the file as written so far, as a complete object,
-// whichever process asks.
+// whichever process holding a descriptor opened for writing asks (a
+// reader's fsync does not publish a writer's half-written file).
 func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	if h.ws == nil {
+	if h.ws == nil || !h.writer {
 		return 0
 	}
 	return h.n.sync(ctx)

@@ -68,7 +68,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	f.meta.changed(rel)
 	cn.attrOut(&out.Attr)
-	return ch, &fileHandle{n: cn, ws: ws, pid: callerTgid(ctx), created: true}, 0, 0
+	return ch, &fileHandle{n: cn, ws: ws, pid: callerTgid(ctx), writer: true, created: true}, 0, 0
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -385,4 +386,56 @@ func TestFullCacheDir(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Only the writer's close publishes: a reader's close and fsync while the
+// file is being written publish nothing; a close from another thread of
+// the opening process publishes at once (FUSE reports thread ids).
+func TestReaderAndThreadsPublish(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "rdr", map[string]string{"f.txt": "old"})
+	c := m.Client(t)
+	dir, _ := mount(t, m.Spec("rdr"))
+	p := filepath.Join(dir, "f.txt")
+
+	// Open on one OS thread, write and close on another.
+	opened := make(chan *os.File)
+	go func() {
+		runtime.LockOSThread() // this thread ends with the goroutine
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_TRUNC, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- f
+	}()
+	w := <-opened
+	if w == nil {
+		t.FailNow()
+	}
+	defer w.Close()
+	if _, err := w.WriteString("partial"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 16)
+	n, _ := r.Read(b)
+	equal(t, "a reader sees the staged content", string(b[:n]), "partial")
+	if err := r.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	objectIs(t, c, "rdr", "f.txt", "old", "after a reader's fsync and close")
+	if _, err := w.WriteString(" and the rest"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	objectIs(t, c, "rdr", "f.txt", "partial and the rest", "right after the writer's close from another thread")
 }
