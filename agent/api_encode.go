@@ -33,7 +33,15 @@ func sameConnector(a, b *client.Connector) bool {
 		a.MountPath == b.MountPath && a.Mode == b.Mode && a.Backend == b.Backend && a.Active == b.Active &&
 		a.State == b.State && a.Error == b.Error && a.CreatedBy == b.CreatedBy &&
 		sameTime(a.CreatedAt, b.CreatedAt) && sameTime(a.UpdatedAt, b.UpdatedAt) && a.File == b.File &&
-		a.Owner == b.Owner && a.Group == b.Group && a.FileMode == b.FileMode && a.DirMode == b.DirMode
+		a.Owner == b.Owner && a.Group == b.Group && a.FileMode == b.FileMode && a.DirMode == b.DirMode &&
+		sameInt(a.StagingBytes, b.StagingBytes)
+}
+
+func sameInt(a, b *int64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 func sameTime(a, b *time.Time) bool {

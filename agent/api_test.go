@@ -525,6 +525,12 @@ func TestClientConnectHints(t *testing.T) {
 func TestMetricsRoute(t *testing.T) {
 	f := newFake(2)
 	f.setState("c001", client.StateMounted, true, "")
+	f.mu.Lock()
+	v := f.views["c001"]
+	staged := int64(4096)
+	v.Connector.StagingBytes = &staged
+	f.views["c001"] = v
+	f.mu.Unlock()
 	m := NewMetrics(f)
 	s := startAPI(t, f, APIOptions{Metrics: m})
 	ctx := context.Background()
@@ -543,6 +549,7 @@ func TestMetricsRoute(t *testing.T) {
 		`s3mounts_connector_state{connector="c000",state="mounted"} 0`,
 		`s3mounts_connector_state{connector="c001",state="mounted"} 1`,
 		`s3mounts_connector_active{connector="c001"} 1`,
+		`s3mounts_connector_staging_bytes{connector="c001"} 4096`,
 		`s3mounts_reconcile_errors_total{connector="c001"} 1`,
 		`s3mounts_worker_restarts_total{connector="c001"} 2`,
 		`s3mounts_api_requests_total{code="200",route="/v1/connectors"} 1`,
@@ -579,7 +586,15 @@ func TestSameConnectorSeesEveryField(t *testing.T) {
 			v.SetString(v.String() + "!")
 		case reflect.Bool:
 			v.SetBool(!v.Bool())
-		case reflect.Pointer: // *time.Time
+		case reflect.Pointer: // *time.Time, *int64
+			if n, ok := v.Interface().(*int64); ok {
+				m := int64(1)
+				if n != nil {
+					m = *n + 1
+				}
+				v.Set(reflect.ValueOf(&m))
+				break
+			}
 			later := base.CreatedAt.Add(time.Second)
 			v.Set(reflect.ValueOf(&later))
 		default:

@@ -133,6 +133,13 @@ func endToEnd(t *testing.T, backend string) {
 	if pid == 0 || !procAlive(pid) {
 		t.Fatalf("no live worker recorded: %v", d.WorkerPids())
 	}
+	if backend == "default" {
+		// The worker's staging space reaches the connector's view.
+		c = d.WaitFor("data", "staging_bytes", func(c client.Connector, ok bool) bool { return ok && c.StagingBytes != nil })
+		if out, _ := d.RunCtl("status", "data"); !strings.Contains(out, "Staging:") || !strings.Contains(out, "in use") {
+			t.Errorf("s3mountctl status does not show the staging space:\n%s", out)
+		}
+	}
 
 	// files API through the worker
 	var files client.Files

@@ -151,6 +151,8 @@ var (
 		"1 for the connector's current state, 0 for the others.", []string{"connector", "state"}, nil)
 	activeDesc = prometheus.NewDesc("s3mounts_connector_active",
 		"1 when the connector is desired active (file or API activation).", []string{"connector"}, nil)
+	stagingDesc = prometheus.NewDesc("s3mounts_connector_staging_bytes",
+		"Disk space the mount's write staging takes in cache_dir (built-in backend).", []string{"connector"}, nil)
 )
 
 // stateCollector reads connector states from the Controller at each scrape.
@@ -159,6 +161,7 @@ type stateCollector struct{ ctrl Controller }
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- stateDesc
 	ch <- activeDesc
+	ch <- stagingDesc
 }
 
 func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -176,5 +179,8 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			act = 1
 		}
 		ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, act, c.ID)
+		if c.StagingBytes != nil {
+			ch <- prometheus.MustNewConstMetric(stagingDesc, prometheus.GaugeValue, float64(*c.StagingBytes), c.ID)
+		}
 	}
 }

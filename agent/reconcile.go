@@ -177,6 +177,7 @@ func (r *reconciler) buildSpec(c *config.Connector) (mounts.Spec, error) {
 		ReadOnly: c.Mode != "rw", PathStyle: c.PathStyle(), UID: c.UID, GID: c.GID,
 		FileMode: c.FileMode, DirMode: c.DirMode, StallTimeout: c.StallTimeout,
 		MetadataTTL: c.MetadataTTL, NegativeTTL: c.NegativeTTL,
+		MaxStaging: c.MaxStaging, MaxStagingPercent: c.MaxStagingPercent,
 		CacheDir:   filepath.Join(r.agent.CacheDir, c.ID),
 		RuntimeDir: filepath.Join(r.runtimeDir, "mounts", c.ID),
 		Binary:     r.agent.Binaries[c.Backend],
@@ -761,6 +762,12 @@ func (r *reconciler) viewLocked(c *conn) View {
 		v.Access = g.Access
 	} else if c.h != nil {
 		cc.MountPath = c.h.MountPoint
+	}
+	if c.h != nil {
+		if st, ok := c.h.LastStatus(); ok && st.Staging != nil {
+			used := st.Staging.UsedBytes
+			cc.StagingBytes = &used
+		}
 	}
 	errMsg := func(dup string) string {
 		var probs []string

@@ -41,6 +41,7 @@ type rawConnector struct {
 	Cache        struct {
 		MetadataTTL val `toml:"metadata_ttl"`
 		NegativeTTL val `toml:"negative_ttl"`
+		MaxStaging  val `toml:"max_staging"`
 	} `toml:"cache"`
 	Credentials rawCredentials `toml:"credentials"`
 	Access      struct {
@@ -74,7 +75,7 @@ var connectorKeys = keySpec{
 	leaves: setOf("name", "description", "endpoint", "region", "bucket", "prefix", "mount_name",
 		"mode", "backend", "active", "addressing", "created_by", "created_at", "updated_at",
 		"owner", "group", "file_mode", "dir_mode", "stall_timeout",
-		"cache.metadata_ttl", "cache.negative_ttl",
+		"cache.metadata_ttl", "cache.negative_ttl", "cache.max_staging",
 		"credentials.access_key_id", "credentials.secret_name", "credentials.secret_access_key_file",
 		"credentials.secret_access_key_encrypted", "credentials.secret_access_key",
 		"credentials.session_token", "credentials.profile", "credentials.role_arn",
@@ -142,6 +143,8 @@ func parseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Conn
 		StallTimeout: 10 * time.Second,
 		MetadataTTL:  60 * time.Second,
 		NegativeTTL:  5 * time.Second,
+
+		MaxStagingPercent: defaultMaxStagingPercent,
 	}
 	d := &doc{file: name, src: string(data)}
 	if len(data) > maxConnectorSize {
@@ -253,6 +256,8 @@ func parseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Conn
 	c.StallTimeout = d.duration("stall_timeout", raw.StallTimeout, c.StallTimeout, minStall, maxStall)
 	c.MetadataTTL = d.duration("cache.metadata_ttl", raw.Cache.MetadataTTL, c.MetadataTTL, 0, maxTTL)
 	c.NegativeTTL = d.duration("cache.negative_ttl", raw.Cache.NegativeTTL, c.NegativeTTL, 0, maxTTL)
+	c.MaxStaging, c.MaxStagingPercent = d.stagingCap("cache.max_staging", raw.Cache.MaxStaging,
+		c.MaxStaging, c.MaxStagingPercent)
 
 	c.Credentials = d.credentials(raw.Credentials, info)
 	c.Access = d.access(raw.Access.Allow)

@@ -78,7 +78,7 @@ func TestConnectorDefaults(t *testing.T) {
 		ID: "data", File: testFile, Name: "Data", Endpoint: "https://s3.example.com", Region: "us-east-1",
 		Bucket: "my-bucket", MountName: "data", Mode: "ro", Backend: "default", Addressing: "auto",
 		UID: 1234, GID: 567, FileMode: 0o664, DirMode: 0o775, StallTimeout: 10 * time.Second,
-		MetadataTTL: 60 * time.Second, NegativeTTL: 5 * time.Second,
+		MetadataTTL: 60 * time.Second, NegativeTTL: 5 * time.Second, MaxStagingPercent: 50,
 		Credentials: CredentialsSpec{Anonymous: true},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -146,7 +146,7 @@ groups  = ["admins"]
 		CreatedAt: time.Date(2022, 7, 18, 14, 23, 0, 0, time.UTC),
 		UpdatedAt: time.Date(2022, 7, 19, 10, 0, 0, 0, time.UTC),
 		Owner:     "root", Group: "0", UID: 0, GID: 0, FileMode: 0o640, DirMode: 0o750,
-		StallTimeout: 30 * time.Second, MetadataTTL: 0, NegativeTTL: time.Second,
+		StallTimeout: 30 * time.Second, MetadataTTL: 0, NegativeTTL: time.Second, MaxStagingPercent: 50,
 		Credentials: CredentialsSpec{AccessKeyID: "AKIAEXAMPLE", SecretName: "datasets-key", SessionToken: "tok",
 			RoleARN: "arn:aws:iam::123456789012:role/reader", RoleSessionName: "nb", ExternalID: "ext", SourceIdentity: "alice"},
 		Access: []AccessRule{
@@ -184,6 +184,11 @@ func TestConnectorValidValues(t *testing.T) {
 		{"ttl zero", nil, "[cache]\nmetadata_ttl = \"0s\"\nnegative_ttl = \"0s\"", func(c *Connector) bool { return c.MetadataTTL == 0 && c.NegativeTTL == 0 }},
 		{"dotted keys", nil, `cache.metadata_ttl = "2s"`, func(c *Connector) bool { return c.MetadataTTL == 2*time.Second }},
 		{"inline table", nil, `cache = { negative_ttl = "3s" }`, func(c *Connector) bool { return c.NegativeTTL == 3*time.Second }},
+		{"max_staging default", nil, "", func(c *Connector) bool { return c.MaxStaging == 0 && c.MaxStagingPercent == 50 }},
+		{"max_staging share", nil, "[cache]\nmax_staging = \"20%\"", func(c *Connector) bool { return c.MaxStaging == 0 && c.MaxStagingPercent == 20 }},
+		{"max_staging size", nil, "[cache]\nmax_staging = \"512MiB\"", func(c *Connector) bool { return c.MaxStaging == 512<<20 && c.MaxStagingPercent == 0 }},
+		{"max_staging GiB", nil, "[cache]\nmax_staging = \"20 GiB\"", func(c *Connector) bool { return c.MaxStaging == 20<<30 }},
+		{"max_staging bytes", nil, "[cache]\nmax_staging = 2097152", func(c *Connector) bool { return c.MaxStaging == 2<<20 }},
 		{"profile", nil, "[credentials]\nprofile = \"team\"", func(c *Connector) bool { return c.Credentials.Profile == "team" }},
 		{"web identity", nil, "[credentials]\nweb_identity_token_file = \"/var/run/token\"\nrole_arn = \"arn:aws:iam::1:role/r\"", func(c *Connector) bool {
 			return c.Credentials.WebIdentityTokenFile == "/var/run/token"
@@ -274,6 +279,12 @@ func TestConnectorErrors(t *testing.T) {
 		{"stall int", nil, `stall_timeout = 10`, "5: stall_timeout", "string"},
 		{"ttl negative", nil, "[cache]\nmetadata_ttl = \"-1s\"", "6: cache.metadata_ttl", "out of range"},
 		{"negative ttl bad", nil, "[cache]\nnegative_ttl = \"soon\"", "6: cache.negative_ttl", "not a duration"},
+		{"max_staging word", nil, "[cache]\nmax_staging = \"lots\"", "6: cache.max_staging", "not a size or a share"},
+		{"max_staging share 0", nil, "[cache]\nmax_staging = \"0%\"", "6: cache.max_staging", "1% to 100%"},
+		{"max_staging share 150", nil, "[cache]\nmax_staging = \"150%\"", "6: cache.max_staging", "1% to 100%"},
+		{"max_staging tiny", nil, "[cache]\nmax_staging = \"1KiB\"", "6: cache.max_staging", "too small"},
+		{"max_staging tiny int", nil, "[cache]\nmax_staging = 10", "6: cache.max_staging", "too small"},
+		{"max_staging GB", nil, "[cache]\nmax_staging = \"20GB\"", "6: cache.max_staging", "not a size"},
 		// strictness
 		{"unknown key", nil, `nmae = "x"`, "5: nmae", `did you mean "name"`},
 		{"wrong case", nil, `Mode = "rw"`, "5: Mode", `did you mean "mode"`},

@@ -446,3 +446,60 @@ func hasControl(s string) bool {
 	}
 	return false
 }
+
+// defaultMaxStagingPercent is [cache] max_staging's default: half of the
+// filesystem holding cache_dir.
+const defaultMaxStagingPercent = 50
+
+// minStaging is the smallest fixed max_staging.
+const minStaging = 1 << 20
+
+// stagingCap reads [cache] max_staging: "N%" of the filesystem holding
+// cache_dir (1 to 100), a size with a binary unit ("512MiB", "20GiB"), or
+// an integer number of bytes. It returns bytes (0 when a share) and the
+// share.
+func (d *doc) stagingCap(key string, v val, defBytes int64, defPct int) (int64, int) {
+	if !v.set {
+		return defBytes, defPct
+	}
+	const hint = `write a share of the cache_dir filesystem such as "50%", or a size such as "512MiB" or "20GiB"`
+	if n, ok := v.v.(int64); ok {
+		if n < minStaging {
+			d.failKey(key, "is too small: use at least 1MiB (1048576 bytes), or %s", hint)
+			return defBytes, defPct
+		}
+		return n, 0
+	}
+	s, ok := d.str(key, v)
+	if !ok {
+		return defBytes, defPct
+	}
+	s = strings.TrimSpace(s)
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 || n > 100 {
+			d.failKey(key, "is not a share from 1%% to 100%%: %s", hint)
+			return defBytes, defPct
+		}
+		return 0, n
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n <= 0 || n > (1<<62)/u.mult {
+				break
+			}
+			if n*u.mult < minStaging {
+				d.failKey(key, "is too small: use at least 1MiB")
+				return defBytes, defPct
+			}
+			return n * u.mult, 0
+		}
+	}
+	d.failKey(key, "is not a size or a share: %s", hint)
+	return defBytes, defPct
+}

@@ -104,6 +104,12 @@ type Connector struct {
 	NegativeTTL  time.Duration
 	Credentials  CredentialsSpec
 	Access       []AccessRule // nil: no policy
+
+	// MaxStaging caps the disk space of the mount's write staging in
+	// bytes; when 0, MaxStagingPercent of the filesystem holding cache_dir
+	// ([cache] max_staging, default "50%").
+	MaxStaging        int64
+	MaxStagingPercent int
 }
 
 // PathStyle reports whether requests use path-style addressing

@@ -38,6 +38,11 @@ type Spec struct {
 	// CacheDir is this mount's own cache and write-staging directory
 	// (<cache_dir>/<id>); the backend creates it 0700 if missing.
 	CacheDir string `json:"cache_dir"`
+	// MaxStaging caps the disk space this mount's write staging takes, in
+	// bytes; when 0, MaxStagingPercent of the filesystem holding CacheDir
+	// (0: the backend's default share). Writes past it fail with ENOSPC.
+	MaxStaging        int64 `json:"max_staging,omitempty"`
+	MaxStagingPercent int   `json:"max_staging_percent,omitempty"`
 	// RuntimeDir is a private (0700, root) directory for this mount's
 	// runtime files, e.g. an external tool's credentials file. Removed when
 	// the mount ends.
@@ -119,6 +124,12 @@ type Refresher interface {
 // work).
 type HealthReporter interface {
 	Health() (problem string, since time.Time)
+}
+
+// StagingReporter is implemented by a Mount that stages writes on local
+// disk: the bytes its staging files take now, and its cap (0: none).
+type StagingReporter interface {
+	Staging() (used, limit int64)
 }
 
 // Lister is implemented by a Mount that can page through a directory itself,

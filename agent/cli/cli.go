@@ -513,6 +513,7 @@ func (a *App) printConnector(c *client.Connector) {
 		{"Owner", orDash(owner)},
 		{"Modes", orDash(modes)},
 		{"File", orDash(c.File)},
+		{"Staging", stagingStr(c.StagingBytes)},
 		{"Created by", orDash(c.CreatedBy)},
 		{"Created at", timeStr(c.CreatedAt)},
 		{"Updated at", timeStr(c.UpdatedAt)},
@@ -685,4 +686,22 @@ func (a *App) refresh(ctx context.Context, _ *flag.FlagSet, args []string) error
 	}
 	fmt.Fprintf(a.Stdout, "%s: dropped what was cached under %s\n", id, orDash(path))
 	return nil
+}
+
+// stagingStr shows the write staging space in use ("-" when not reported).
+func stagingStr(b *int64) string {
+	if b == nil {
+		return "-"
+	}
+	v := float64(*b)
+	for _, u := range []string{"B", "KiB", "MiB", "GiB"} {
+		if v < 1024 || u == "GiB" {
+			if u == "B" {
+				return fmt.Sprintf("%d B in use", *b)
+			}
+			return fmt.Sprintf("%.1f %s in use", v, u)
+		}
+		v /= 1024
+	}
+	return ""
 }

@@ -30,7 +30,11 @@ type Connector struct {
 	Group       string     `json:"group"`
 	FileMode    string     `json:"file_mode"` // "0644"
 	DirMode     string     `json:"dir_mode"`
-	Actions     []string   `json:"actions"`
+	// StagingBytes is the disk space the mount's write staging takes
+	// (built-in backend, while mounted), refreshed every few seconds.
+	StagingBytes *int64 `json:"staging_bytes,omitempty"`
+	// Actions stays last: the API's encoder appends it per caller.
+	Actions []string `json:"actions"`
 }
 
 // State is a connector's lifecycle state.

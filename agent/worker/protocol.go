@@ -62,6 +62,14 @@ type Status struct {
 	// the backend's mounts.HealthReporter; "" when requests work.
 	Degraded      string     `json:"degraded,omitempty"`
 	DegradedSince *time.Time `json:"degraded_since,omitempty"`
+	// Staging is the write staging space of a backend that has one.
+	Staging *Staging `json:"staging,omitempty"`
+}
+
+// Staging is the disk space a mount's write staging takes in cache_dir.
+type Staging struct {
+	UsedBytes  int64 `json:"used_bytes"`
+	LimitBytes int64 `json:"limit_bytes,omitempty"` // [cache] max_staging; 0: none
 }
 
 // WaitResult is the answer of GET /v1/wait, sent when the mount has ended.

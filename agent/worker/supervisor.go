@@ -48,6 +48,43 @@ type Handle struct {
 	done      chan struct{} // closed when the worker is gone
 	mu        sync.Mutex
 	endErr    error
+	last      *Status // the latest status pollStatus read
+}
+
+// statusEvery is how often a handle refreshes its worker's status (for
+// the staging space shown in status and metrics).
+const statusEvery = 5 * time.Second
+
+// pollStatus keeps LastStatus fresh until the worker is gone.
+func (h *Handle) pollStatus() {
+	t := time.NewTicker(statusEvery)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := h.Status(ctx)
+		cancel()
+		if err == nil {
+			h.mu.Lock()
+			h.last = &st
+			h.mu.Unlock()
+		}
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// LastStatus is the worker's status as last polled (at most statusEvery
+// old); false before the first answer.
+func (h *Handle) LastStatus() (Status, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.last == nil {
+		return Status{}, false
+	}
+	return *h.last, true
 }
 
 func newHandle(id string, pid int, hash, mp, sock string, log *slog.Logger) *Handle {
@@ -141,6 +178,7 @@ func (s *Supervisor) Start(ctx context.Context, spec mounts.Spec) (*Handle, erro
 		time.Sleep(20 * time.Millisecond)
 	}
 	go h.watch()
+	go h.pollStatus()
 	select {
 	case <-h.ready:
 	case <-h.done:
@@ -499,6 +537,7 @@ func (s *Supervisor) adoptOne(ctx context.Context, rec Record) (*Handle, error) 
 	h.Adopted = true
 	go h.reap()
 	go h.watch()
+	go h.pollStatus()
 	select {
 	case <-h.ready:
 	case <-time.After(5 * time.Second):

@@ -220,6 +220,10 @@ func (w *server) status() (Status, <-chan struct{}) {
 			st.Degraded, st.DegradedSince = msg, &since
 		}
 	}
+	if sr, ok := m.(mounts.StagingReporter); ok && st.State == StateMounted {
+		used, limit := sr.Staging()
+		st.Staging = &Staging{UsedBytes: used, LimitBytes: limit}
+	}
 	return st, ch
 }
 

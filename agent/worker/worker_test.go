@@ -49,6 +49,9 @@ type fakeMount struct {
 }
 
 func (m *fakeMount) Wait() error { <-m.done; return nil }
+
+// Staging: a fixed figure the status must carry.
+func (m *fakeMount) Staging() (used, limit int64) { return 12345, 1 << 30 }
 func (m *fakeMount) Unmount(context.Context) error {
 	os.RemoveAll(m.mp)
 	os.Mkdir(m.mp, 0o755)
@@ -119,6 +122,18 @@ func TestWorkerProtocol(t *testing.T) {
 	st, err := h.Status(ctx)
 	if err != nil || st.State != StateMounted || st.PID != h.PID {
 		t.Fatalf("status %+v, %v", st, err)
+	}
+	if st.Staging == nil || st.Staging.UsedBytes != 12345 || st.Staging.LimitBytes != 1<<30 {
+		t.Fatalf("status staging %+v", st.Staging)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if last, ok := h.LastStatus(); ok && last.Staging != nil && last.Staging.UsedBytes == 12345 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the handle never polled the worker's status")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	// files: paged by name, keys under the prefix

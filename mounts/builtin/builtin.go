@@ -88,7 +88,8 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 	fctx, cancel := context.WithCancel(context.Background())
 	fsys := &FS{spec: spec, cl: cl, prefix: spec.Prefix, meta: newMetaCache(spec.MetadataTTL, spec.NegativeTTL),
 		budget: newBufBudget(budgetBuffer), staging: staging, started: time.Now(), ctx: fctx,
-		wbufFree: make(chan []byte, streamSlots+1), wslots: make(chan struct{}, streamSlots)}
+		wbufFree: make(chan []byte, streamSlots+1), wslots: make(chan struct{}, streamSlots),
+		stagingBudget: &stagingBudget{max: stagingLimit(staging, spec.MaxStaging, spec.MaxStagingPercent)}}
 	fsys.root = &node{fsys: fsys, dir: true}
 
 	ttl, neg := spec.MetadataTTL, spec.NegativeTTL

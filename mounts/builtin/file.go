@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,12 +25,22 @@ import (
 // all its write handles. It lives in a 0600 file under CacheDir and goes to
 // S3 on flush/fsync: one PUT, or a parallel multipart upload.
 type writeState struct {
-	f        *os.File
+	f        *stagedFile
 	size     int64
 	mtime    int64
 	dirty    bool
 	refs     int
 	unlinked bool
+	// failed is set when a write could not be staged: the staged content
+	// is not what was written, so nothing is ever published from it and
+	// every flush or fsync returns failed (ENOSPC for a full disk or
+	// max_staging). Also set, with dirty false, when a streamed upload
+	// published everything but the staging file could not keep up: a later
+	// write then fails, the published object stays.
+	failed syscall.Errno
+	// pubErr is the error of the last publish when nothing was written
+	// since: the caller was told, so the last release publishes nothing.
+	pubErr syscall.Errno
 	// st streams a file written from empty and strictly sequentially as a
 	// multipart upload while it is written; nil otherwise.
 	st *streamUpload
@@ -43,7 +56,7 @@ type writeState struct {
 // then uploads the staged file whole.
 type streamUpload struct {
 	key  string
-	file *os.File // the staging file
+	file *stagedFile
 	fsys *FS
 	id   string
 	sent int64 // bytes handed to part uploads
@@ -68,6 +81,15 @@ type fileHandle struct {
 	n  *node
 	r  *reader     // reading the object from S3
 	ws *writeState // writing, or reading while this mount writes the file
+	// pid is the thread group (process) that opened the handle: only its
+	// flushes publish (see Flush).
+	pid uint32
+	// writer: opened for writing (a reader may share ws while a writer
+	// is open); created: the handle created the file, so there is no old
+	// object to keep; wrote: something was written or truncated through it.
+	writer  bool
+	created bool
+	wrote   atomic.Bool
 }
 
 var (
@@ -96,17 +118,17 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 				return nil, 0, errno
 			}
 		}
-		ws, errno := n.acquireWS(ctx, flags&syscall.O_TRUNC != 0)
+		ws, _, errno := n.acquireWS(ctx, flags&syscall.O_TRUNC != 0)
 		if errno != 0 {
 			return nil, 0, errno
 		}
-		return &fileHandle{n: n, ws: ws}, 0, 0
+		return &fileHandle{n: n, ws: ws, pid: callerTgid(ctx), writer: true}, 0, 0
 	}
 	n.mu.Lock()
 	if ws := n.ws; ws != nil {
 		ws.refs++
 		n.mu.Unlock()
-		return &fileHandle{n: n, ws: ws}, 0, 0
+		return &fileHandle{n: n, ws: ws, pid: callerTgid(ctx)}, 0, 0
 	}
 	fresh := time.Now().Before(n.infoExp)
 	n.mu.Unlock()
@@ -145,49 +167,80 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 }
 
 // acquireWS returns the node's write state, creating it (and loading the
-// object's current content unless trunc) when it is the first writer.
-func (n *node) acquireWS(ctx context.Context, trunc bool) (*writeState, syscall.Errno) {
+// object's current content unless trunc) when it is the first writer;
+// fresh says it did. Truncating changes only the staged content: the
+// object in S3 stays as it is until a handle publishes.
+func (n *node) acquireWS(ctx context.Context, trunc bool) (ws *writeState, fresh bool, _ syscall.Errno) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.ws != nil {
-		n.ws.refs++
 		if trunc {
-			n.ws.st.breakOff()
+			if err := n.ws.st.breakOff(); err != nil {
+				return nil, false, n.ws.fail(err)
+			}
 			if err := n.ws.f.Truncate(0); err != nil {
-				return nil, syscall.EIO
+				return nil, false, n.ws.fail(err)
 			}
 			n.ws.size, n.ws.dirty, n.ws.mtime = 0, true, time.Now().UnixNano()
 		}
-		return n.ws, 0
+		n.ws.refs++
+		return n.ws, false, 0
 	}
 	f := n.fsys
 	tmp, err := f.stagingFile()
 	if err != nil {
-		return nil, syscall.EIO
+		return nil, false, stagingErrno(err)
 	}
-	ws := &writeState{f: tmp, refs: 1, mtime: time.Now().UnixNano()}
+	ws = &writeState{f: tmp, refs: 1, mtime: time.Now().UnixNano()}
 	if trunc {
 		ws.dirty = true
 		ws.st = f.newStream(f.key(n.rel()), tmp)
 	} else if n.info.size > 0 {
 		if errno := f.download(ctx, f.key(n.rel()), n.info.etag, n.info.size, tmp); errno != 0 {
 			tmp.Close()
-			return nil, errno
+			return nil, false, errno
 		}
 		ws.size = n.info.size
 		ws.mtime = n.info.mtime
 	}
 	n.ws = ws
-	return ws, 0
+	return ws, true, 0
 }
 
-func (f *FS) stagingFile() (*os.File, error) {
-	tmp, err := os.CreateTemp(f.staging, "w-*")
-	if err != nil {
-		return nil, err
+// fail records that the staged content is not what was written (n.mu
+// held) and returns the errno for the caller.
+func (ws *writeState) fail(err error) syscall.Errno {
+	if ws.failed == 0 {
+		ws.failed = stagingErrno(err)
 	}
-	os.Remove(tmp.Name()) // unlinked: nothing is left behind by a crash
-	return tmp, nil
+	ws.dirty = true
+	return ws.failed
+}
+
+// callerTgid is the process (thread group) of the request's caller: FUSE
+// gives the calling thread's id, and a process may open a file in one
+// thread and close it in another. 0 when unknown.
+func callerTgid(ctx context.Context) uint32 {
+	c, ok := fuse.FromContext(ctx)
+	if !ok || c.Pid == 0 {
+		return 0
+	}
+	return tgidOf(c.Pid)
+}
+
+func tgidOf(pid uint32) uint32 {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/status")
+	if err != nil {
+		return pid
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			if t, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+				return uint32(t)
+			}
+		}
+	}
+	return pid
 }
 
 // download copies an object into w with parallel ranged GETs.
@@ -214,9 +267,16 @@ func (f *FS) download(ctx context.Context, key, etag string, size int64, w io.Wr
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if h.ws != nil {
 		h.n.mu.Lock()
-		st := h.ws.st
+		st, failed := h.ws.st, h.ws.failed
 		h.n.mu.Unlock()
+		if failed != 0 {
+			// The staging file lacks bytes that were written.
+			return nil, syscall.EIO
+		}
 		if err := st.breakOff(); err != nil {
+			h.n.mu.Lock()
+			h.ws.fail(err)
+			h.n.mu.Unlock()
 			return nil, syscall.EIO
 		}
 		n, err := h.ws.f.ReadAt(dest, off)
@@ -237,7 +297,16 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		return 0, syscall.EBADF
 	}
 	ws := h.ws
+	h.wrote.Store(true)
 	h.n.mu.Lock()
+	if ws.failed != 0 {
+		// An earlier write was lost: this handle's content can no longer
+		// be published, and saying so at once saves writing the rest.
+		ws.dirty = true
+		h.n.mu.Unlock()
+		return 0, ws.failed
+	}
+	ws.pubErr = 0
 	st := ws.st
 	if st != nil && off == ws.size && st.append(data) {
 		// Appended to the stream's part buffer: no staging write here.
@@ -249,18 +318,19 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		return uint32(len(data)), 0
 	}
 	h.n.mu.Unlock()
-	if err := st.breakOff(); err != nil {
-		return 0, syscall.EIO
-	}
-	n, err := ws.f.WriteAt(data, off)
-	if err != nil {
-		return uint32(n), syscall.EIO
+	err := st.breakOff()
+	n := 0
+	if err == nil {
+		n, err = ws.f.WriteAt(data, off)
 	}
 	h.n.mu.Lock()
+	defer h.n.mu.Unlock()
+	if err != nil {
+		return 0, ws.fail(err)
+	}
 	ws.size = max(ws.size, off+int64(n))
 	ws.dirty = true
 	ws.mtime = time.Now().UnixNano()
-	h.n.mu.Unlock()
 	return uint32(n), 0
 }
 
@@ -344,7 +414,7 @@ func (f *FS) discardStream(st *streamUpload) {
 	}()
 }
 
-func (f *FS) newStream(key string, file *os.File) *streamUpload {
+func (f *FS) newStream(key string, file *stagedFile) *streamUpload {
 	return &streamUpload{key: key, file: file, fsys: f}
 }
 
@@ -424,6 +494,12 @@ func (f *FS) streamParts(ctx context.Context, st *streamUpload) {
 		go func() {
 			defer st.staged.Done()
 			defer release()
+			st.mu.Lock()
+			failed := st.stageErr != nil
+			st.mu.Unlock()
+			if failed {
+				return // the staging file is incomplete already: save the disk
+			}
 			if _, err := st.file.WriteAt(buf, off); err != nil {
 				st.mu.Lock()
 				if st.stageErr == nil {
@@ -527,14 +603,35 @@ func (f *FS) putUnsent(ctx context.Context, st *streamUpload, size int64) (ObjIn
 	return info, true, err
 }
 
+// Flush is close(2) of one file descriptor. It publishes the staged
+// content (see docs/SEMANTICS.md, "When an object is replaced") only when
+// it comes from the process that opened the handle and something was
+// written or truncated through it, or the handle created the file: a
+// close by a forked child (subprocess, a notebook's !cmd) or of a dup made
+// before writing, as a shell does for "cmd > file", publishes nothing, so
+// no partial object and no emptied object is ever published. The last
+// release publishes what no flush did.
 func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
-	if h.ws == nil {
+	if h.ws == nil || (!h.wrote.Load() && !h.created) {
 		return 0
+	}
+	if h.pid != 0 {
+		if c := callerTgid(ctx); c != 0 && c != h.pid {
+			return 0
+		}
 	}
 	return h.n.sync(ctx)
 }
 
-func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { return h.Flush(ctx) }
+// Fsync publishes the file as written so far, as a complete object,
+// whichever process holding a descriptor opened for writing asks (a
+// reader's fsync does not publish a writer's half-written file).
+func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if h.ws == nil || !h.writer {
+		return 0
+	}
+	return h.n.sync(ctx)
+}
 
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	if h.r != nil {
@@ -546,12 +643,25 @@ func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	return 0
 }
 
+// releaseWS drops one handle's reference; the last one publishes what is
+// still unpublished (an O_TRUNC open nobody wrote to, a child's writes),
+// unless a write was lost or the last publish failed and was reported.
+// Nobody waits for a release: a failure here is only logged.
 func (n *node) releaseWS() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	ws := n.ws
 	if ws == nil {
 		return
+	}
+	if ws.refs == 1 && ws.dirty && ws.failed == 0 && ws.pubErr == 0 && !ws.unlinked {
+		n.mu.Unlock()
+		errno := n.sync(n.fsys.ctx)
+		n.mu.Lock()
+		if errno != 0 {
+			slog.Warn("publishing a file at its last close failed; the object in S3 is unchanged",
+				"key", n.fsys.key(n.rel()), "err", errno)
+		}
 	}
 	ws.refs--
 	if ws.refs == 0 {
@@ -573,6 +683,10 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 		n.mu.Unlock()
 		return 0
 	}
+	if ws.failed != 0 {
+		n.mu.Unlock()
+		return ws.failed
+	}
 	size := ws.size
 	ws.dirty = false
 	st := ws.st
@@ -589,36 +703,41 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 	var info ObjInfo
 	var err error
 	done := false
+	var staging error // the staging file misses bytes
 	if small {
 		info, done, err = n.fsys.putUnsent(ctx, st, size)
 		if !done {
-			if serr := st.breakOff(); serr != nil {
-				n.mu.Lock()
-				ws.dirty = true
-				n.mu.Unlock()
-				return syscall.EIO
-			}
+			staging = st.breakOff()
 		}
 	} else if st != nil {
 		info, done, err = n.fsys.finishStream(ctx, st, size)
 		// The staging file must hold everything: for the whole upload
 		// below, and for reads and writes after this flush.
-		if serr := st.breakOff(); serr != nil {
-			n.mu.Lock()
-			ws.dirty = true
-			n.mu.Unlock()
-			return syscall.EIO
-		}
+		staging = st.breakOff()
 	}
-	if !done {
+	if !done && staging == nil {
 		info, err = n.fsys.upload(ctx, n.fsys.key(rel), ws.f, size)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	published := done || staging == nil
+	if staging != nil {
+		// Later writes and reads cannot use the staging file. What was
+		// published (a stream that completed) stands and is a success.
+		ws.fail(staging)
+		if published && err == nil {
+			ws.dirty = false
+		}
+	}
+	if !published {
+		return ws.failed
+	}
 	if err != nil {
 		ws.dirty = true
-		return toErrno(err)
+		ws.pubErr = toErrno(err)
+		return ws.pubErr
 	}
+	ws.pubErr = 0
 	n.info = entry{size: size, mtime: time.Now().UnixNano(), etag: info.ETag}
 	n.infoExp = time.Now().Add(n.fsys.ttl())
 	n.cachedAs = ""

@@ -21,6 +21,8 @@ type FS struct {
 	meta    *metaCache
 	budget  *bufBudget
 	staging string
+	// stagingBudget caps the disk space of staging files ([cache] max_staging).
+	stagingBudget *stagingBudget
 	// Write streams: free part buffers, and slots for those in flight.
 	wbufFree chan []byte
 	wslots   chan struct{}

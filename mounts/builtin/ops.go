@@ -38,7 +38,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	rel := joinPath(n.rel(), name)
 	tmp, err := f.stagingFile()
 	if err != nil {
-		return nil, nil, 0, syscall.EIO
+		return nil, nil, 0, stagingErrno(err)
 	}
 	now := time.Now().UnixNano()
 	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now, st: f.newStream(f.key(rel), tmp)}
@@ -47,13 +47,20 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	cn.mu.Lock()
 	if cn.ws != nil {
 		// Someone has it open for writing already: share and truncate.
-		cn.ws.refs++
+		tmp.Close()
 		ws = cn.ws
-		ws.st.breakOff()
-		ws.f.Truncate(0)
+		err := ws.st.breakOff()
+		if err == nil {
+			err = ws.f.Truncate(0)
+		}
+		if err != nil {
+			errno := ws.fail(err)
+			cn.mu.Unlock()
+			return nil, nil, 0, errno
+		}
+		ws.refs++
 		ws.size, ws.dirty = 0, true
 		cn.mu.Unlock()
-		tmp.Close()
 	} else {
 		cn.ws = ws
 		cn.info = entry{mtime: now}
@@ -61,7 +68,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	f.meta.changed(rel)
 	cn.attrOut(&out.Attr)
-	return ch, &fileHandle{n: cn, ws: ws}, 0, 0
+	return ch, &fileHandle{n: cn, ws: ws, pid: callerTgid(ctx), writer: true, created: true}, 0, 0
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -292,16 +299,20 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 			return syscall.EISDIR
 		}
 		var ws *writeState
-		if h, ok := fh.(*fileHandle); ok && h.ws != nil {
+		h, _ := fh.(*fileHandle)
+		if h != nil && h.ws != nil {
 			ws = h.ws
 		}
-		own := false
+		// own: a truncate(2) by path, not through an open handle. It
+		// publishes at once, unless the file is open for writing here:
+		// then the writers' close publishes it with their content.
+		own, fresh := false, false
 		if ws == nil {
 			var errno syscall.Errno
 			if errno := n.refreshInfo(ctx); errno != 0 {
 				return errno
 			}
-			ws, errno = n.acquireWS(ctx, size == 0)
+			ws, fresh, errno = n.acquireWS(ctx, size == 0)
 			if errno != 0 {
 				return errno
 			}
@@ -309,26 +320,40 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		}
 		n.mu.Lock()
 		same := ws.size == int64(size)
+		var err error
 		if !same {
-			ws.st.breakOff()
+			err = ws.st.breakOff()
+		}
+		if err == nil && ws.failed != 0 && ws.dirty {
+			err = ws.failed
 		}
 		n.mu.Unlock()
-		if same && !own {
+		if same && !own && err == nil {
 			// O_TRUNC arrives as open + setattr(size 0): nothing to do,
 			// and a streamed upload must go on.
 			n.attrOut(&out.Attr)
 			return 0
 		}
-		if err := ws.f.Truncate(int64(size)); err != nil {
+		if err == nil {
+			err = ws.f.Truncate(int64(size))
+		}
+		if h != nil {
+			h.wrote.Store(true)
+		}
+		n.mu.Lock()
+		if err != nil {
+			errno := ws.fail(err)
+			n.mu.Unlock()
 			if own {
 				n.releaseWS()
 			}
-			return syscall.EIO
+			return errno
 		}
-		n.mu.Lock()
-		ws.size, ws.dirty, ws.mtime = int64(size), true, time.Now().UnixNano()
+		ws.size, ws.dirty, ws.mtime, ws.pubErr = int64(size), true, time.Now().UnixNano(), 0
 		n.mu.Unlock()
-		if own {
+		if own && !fresh {
+			n.releaseWS()
+		} else if own {
 			errno := n.sync(ctx)
 			n.releaseWS()
 			if errno != 0 {
