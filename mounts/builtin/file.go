@@ -141,6 +141,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		// read of this inode holds pages the invalidation waits for.
 		go n.NotifyContent(0, 0)
 	}
+	r.onRepinned = n.repinned
 	return &fileHandle{n: n, r: r}, fuseFlags, 0
 }
 
@@ -169,11 +170,10 @@ func (n *node) acquireWS(ctx context.Context, trunc bool) (*writeState, syscall.
 	if trunc {
 		ws.dirty = true
 		ws.st = f.newStream(f.key(n.rel()), tmp)
+	} else if errno := n.loadCurrentLocked(ctx, tmp); errno != 0 {
+		tmp.Close()
+		return nil, errno
 	} else if n.info.size > 0 {
-		if errno := f.download(ctx, f.key(n.rel()), n.info.etag, n.info.size, tmp); errno != 0 {
-			tmp.Close()
-			return nil, errno
-		}
 		ws.size = n.info.size
 		ws.mtime = n.info.mtime
 	}
@@ -235,6 +235,9 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	if h.ws == nil {
 		return 0, syscall.EBADF
+	}
+	if off+int64(len(data)) > maxObjectSize {
+		return 0, syscall.EFBIG
 	}
 	ws := h.ws
 	h.n.mu.Lock()

@@ -1,0 +1,302 @@
+package builtin
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"golang.org/x/sys/unix"
+)
+
+// Stalls are judged by progress, never by the length of a transfer:
+//
+//   - one HTTP attempt is aborted when no byte of it has been sent or
+//     received for stall_timeout (the SDK then retries it, or the reader
+//     resumes the body from the last byte received);
+//   - one operation (an ObjectClient call, or a syscall that holds a
+//     progress context) fails with EIO when none of its attempts has moved
+//     a byte for 3 × stall_timeout.
+//
+// A 100 KB/s link therefore transfers any size, slowly; a frozen one fails
+// every operation within 3 × stall_timeout of its last byte.
+
+// errNoProgress ends an operation whose requests moved no byte for its
+// whole budget.
+var errNoProgress = errors.New("no byte sent or received within 3 × stall_timeout: the endpoint stopped answering")
+
+// errAttemptStalled aborts one attempt: the SDK retries it.
+var errAttemptStalled = errors.New("no byte sent or received within stall_timeout")
+
+// stallError is what an aborted attempt returns: a timeout, which the SDK's
+// retryer treats as a retryable connection error.
+type stallError struct{ after time.Duration }
+
+func (e stallError) Error() string {
+	return "request aborted: no byte sent or received for " + e.after.String() + " (stall_timeout)"
+}
+func (stallError) Timeout() bool   { return true }
+func (stallError) Temporary() bool { return true }
+func (stallError) Unwrap() error   { return errAttemptStalled }
+
+// progress is a no-progress deadline: its context is cancelled (cause
+// errNoProgress) when touch has not been called for limit.
+type progress struct {
+	limit  time.Duration
+	last   atomic.Int64 // unix nanoseconds of the last progress
+	parent *progress    // an enclosing operation's progress, touched too
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+type progressKey struct{}
+
+// withProgress returns ctx bounded by a no-progress deadline of limit.
+// Progress made under it also counts for an enclosing one (a syscall that
+// holds one around several calls), whose deadline still applies.
+func withProgress(ctx context.Context, limit time.Duration) (context.Context, *progress, context.CancelFunc) {
+	parent, _ := ctx.Value(progressKey{}).(*progress)
+	ctx, cancel := context.WithCancelCause(ctx)
+	p := &progress{limit: limit, parent: parent, cancel: cancel}
+	p.last.Store(time.Now().UnixNano())
+	p.timer = time.AfterFunc(limit, p.check)
+	ctx = context.WithValue(ctx, progressKey{}, p)
+	return ctx, p, func() { p.timer.Stop(); cancel(context.Canceled) }
+}
+
+func progressOf(ctx context.Context) *progress {
+	p, _ := ctx.Value(progressKey{}).(*progress)
+	return p
+}
+
+func (p *progress) check() {
+	idle := time.Since(time.Unix(0, p.last.Load()))
+	if idle >= p.limit {
+		p.cancel(errNoProgress)
+		return
+	}
+	p.timer.Reset(p.limit - idle)
+}
+
+// touch records progress, here and in every enclosing operation.
+func (p *progress) touch() {
+	now := time.Now().UnixNano()
+	for q := p; q != nil; q = q.parent {
+		q.last.Store(now)
+	}
+}
+
+// stallErr returns errNoProgress (wrapping err) when ctx ended for lack of
+// progress, else err.
+func stallErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(context.Cause(ctx), errNoProgress) && !errors.Is(err, errNoProgress) {
+		return &noProgressError{err: err}
+	}
+	return err
+}
+
+type noProgressError struct{ err error }
+
+func (e *noProgressError) Error() string { return errNoProgress.Error() + " (" + e.err.Error() + ")" }
+func (e *noProgressError) Unwrap() []error {
+	return []error{errNoProgress, e.err}
+}
+
+// stallClient wraps the SDK's HTTP client: every attempt gets a watchdog
+// that aborts it after stall without progress. Progress is any byte of the
+// request body handed to the connection and acknowledged by the peer, or
+// any byte of the response received (from the kernel's TCP counters, so
+// that bytes still queued in socket buffers are not taken for progress),
+// and any byte of the response body read.
+//
+// It wraps the client the SDK built (a BuildableClient, which the SDK can
+// add AWS_CA_BUNDLE to) instead of replacing it.
+type stallClient struct {
+	inner aws.HTTPClient
+	stall time.Duration
+}
+
+func (c *stallClient) Do(req *http.Request) (*http.Response, error) {
+	parent := req.Context()
+	actx, cancel := context.WithCancelCause(parent)
+	a := &attempt{stall: c.stall, cancel: cancel, op: progressOf(parent)}
+	a.last.Store(time.Now().UnixNano())
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { a.setConn(info.Conn) }}
+	actx = httptrace.WithClientTrace(actx, trace)
+	req = req.WithContext(actx)
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = &touchReader{ReadCloser: req.Body, a: a}
+	}
+	a.timer = time.AfterFunc(a.tick(), a.check)
+	resp, err := c.inner.Do(req)
+	if err != nil {
+		a.stop()
+		if errors.Is(context.Cause(actx), errAttemptStalled) && parent.Err() == nil {
+			return nil, stallError{after: c.stall}
+		}
+		return nil, err
+	}
+	resp.Body = &touchBody{ReadCloser: resp.Body, a: a, ctx: actx, parent: parent}
+	return resp, nil
+}
+
+// attempt is one HTTP request's watchdog.
+type attempt struct {
+	stall  time.Duration
+	cancel context.CancelCauseFunc
+	op     *progress
+	last   atomic.Int64
+	timer  *time.Timer
+
+	mu      sync.Mutex
+	conn    syscall.Conn
+	counted uint64 // bytes acked + received on conn when last looked
+	stopped bool
+}
+
+func (a *attempt) tick() time.Duration { return max(a.stall/4, 10*time.Millisecond) }
+
+func (a *attempt) touch() {
+	a.last.Store(time.Now().UnixNano())
+	if a.op != nil {
+		a.op.touch()
+	}
+}
+
+func (a *attempt) setConn(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	a.conn = sc
+	a.counted, _ = tcpBytes(sc)
+	a.mu.Unlock()
+}
+
+// tcpBytes is how many bytes the kernel has had acknowledged by the peer
+// and received on c.
+func tcpBytes(c syscall.Conn) (uint64, bool) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var info *unix.TCPInfo
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		info, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil || gerr != nil {
+		return 0, false
+	}
+	return info.Bytes_acked + info.Bytes_received, true
+}
+
+func (a *attempt) check() {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	if a.conn != nil {
+		if n, ok := tcpBytes(a.conn); ok && n != a.counted {
+			a.counted = n
+			a.touch()
+		}
+	}
+	a.mu.Unlock()
+	idle := time.Since(time.Unix(0, a.last.Load()))
+	if idle >= a.stall {
+		a.cancel(errAttemptStalled)
+		return
+	}
+	a.timer.Reset(min(a.tick(), a.stall-idle))
+}
+
+func (a *attempt) stop() {
+	a.mu.Lock()
+	a.stopped = true
+	a.mu.Unlock()
+	a.timer.Stop()
+}
+
+type touchReader struct {
+	io.ReadCloser
+	a *attempt
+}
+
+func (r *touchReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if n > 0 {
+		r.a.touch()
+	}
+	return n, err
+}
+
+// touchBody is a response body under its attempt's watchdog: a stalled
+// body read fails with stallError (the reader resumes from there).
+type touchBody struct {
+	io.ReadCloser
+	a      *attempt
+	ctx    context.Context
+	parent context.Context
+}
+
+func (b *touchBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.a.touch()
+	}
+	if err != nil && err != io.EOF && errors.Is(context.Cause(b.ctx), errAttemptStalled) && b.parent.Err() == nil {
+		err = stallError{after: b.a.stall}
+	}
+	return n, err
+}
+
+func (b *touchBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.a.stop()
+	b.a.cancel(context.Canceled)
+	return err
+}
+
+// retryable says whether a failed body read may be resumed with a new
+// ranged request: the connection broke or stalled, or the body ended
+// short. Not when the operation itself is out of budget or cancelled, or
+// the object changed.
+func retryable(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil || errors.Is(err, errNoProgress) || isChanged(err) {
+		return false
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errAttemptStalled) || errors.Is(err, errShortBody) {
+		return true
+	}
+	if code(err) != "" {
+		return false // an S3 answer: the SDK has retried what it could
+	}
+	return isNetErr(err) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// errShortBody: a body ended before the length it announced.
+var errShortBody = errors.New("the response body ended early")
+
+// stall is the mount's stall_timeout (10 s when unset).
+func (f *FS) stall() time.Duration {
+	if f.spec.StallTimeout > 0 {
+		return f.spec.StallTimeout
+	}
+	return 10 * time.Second
+}
