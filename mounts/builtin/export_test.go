@@ -7,3 +7,6 @@ func SetPlusLimit(n int) func() {
 	plusLimit = n
 	return func() { plusLimit = old }
 }
+
+// Resumes is how many GET bodies were resumed after a break so far.
+func Resumes() int64 { return resumes.Load() }

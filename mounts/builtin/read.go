@@ -139,6 +139,12 @@ type reader struct {
 	// hold the pinned version; served: bytes have been returned.
 	keepCache bool
 	served    atomic.Bool
+	// stalledAt (unix ns) is when a read of this handle last failed for
+	// lack of progress: for stall_timeout after it, reads that need bytes
+	// from the network fail at once. The kernel retries a failed page read
+	// synchronously, and one read(2) must not wait twice for a frozen
+	// endpoint.
+	stalledAt atomic.Int64
 	// onChanged tells the node that the object is no longer what it knew;
 	// onRepinned what it is now.
 	onChanged  func()
@@ -248,10 +254,10 @@ func (r *reader) startLocked(idx int64, must bool) *part {
 	go func() {
 		defer close(p.done)
 		got, err := r.fetch(p, etag, off, buf[:n])
-		if errors.Is(err, io.EOF) && got < n {
+		if err == io.EOF && got < n {
 			// The object is shorter than when it was opened: it changed.
 			err = errChanged
-		} else if errors.Is(err, io.EOF) {
+		} else if err == io.EOF {
 			err = nil
 		}
 		p.n, p.err = got, err
@@ -277,8 +283,9 @@ func (r *reader) fetch(p *part, etag string, off int64, buf []byte) (int, error)
 	})
 }
 
-// readFull reads len(p) bytes of key at off (io.EOF if the object ends
-// first). A body that breaks, stalls or ends short is resumed with a new
+// readFull reads len(p) bytes of key at off (io.EOF itself, never wrapped,
+// if the object ends first: a connection's EOF inside an SDK error is not
+// the object's end). A body that breaks, stalls or ends short is resumed with a new
 // ranged GET from the last byte received, pinned with If-Match to etag (or
 // to the ETag of the first answer when etag is ""), so the bytes are one
 // version's. It gives up when the context's no-progress budget ends, on
@@ -332,12 +339,16 @@ func readFull(ctx context.Context, cl ObjectClient, key, etag string, off int64,
 		} else {
 			fruitless = 0
 		}
+		resumes.Add(1)
 		slog.Debug("resuming a GET body", "key", key, "at", off+int64(got), "err", err)
 	}
 	return got, nil
 }
 
 var errChanged = errors.New("the object changed while open")
+
+// resumes counts GET bodies resumed after a break (for tests).
+var resumes atomic.Int64
 
 // readAt fills dest from off; short only at the end of the object.
 // changed reports that the pinned version is gone.
@@ -403,11 +414,18 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	r.mu.Unlock()
 
 	limit := opBudget(r.fsys.stall())
+	failFast := time.Since(time.Unix(0, r.stalledAt.Load())) < r.fsys.stall()
 	if want == nil {
+		if failFast {
+			return 0, syscall.EIO, false
+		}
 		gctx, _, cancel := withProgress(ctx, limit)
 		n, err := readFull(gctx, r.fsys.cl, r.key, etag, off, dest, nil)
 		cancel()
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, errNoProgress) {
+			r.stalledAt.Store(time.Now().UnixNano())
+		}
+		if err == io.EOF {
 			if n < len(dest) {
 				return n, syscall.EIO, true
 			}
@@ -425,8 +443,15 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	for _, p := range want {
 		pOff := p.idx * partSize
 		need := int(min(end, pOff+partSize) - pOff)
-		if ok, stalled := p.wait(ctx, need, limit); stalled {
-			slog.Warn("read failed", "op", "read", "key", r.key, "off", off, "err", errNoProgress.Error())
+		wait := limit
+		if failFast {
+			wait = 0 // only what has arrived
+		}
+		if ok, stalled := p.wait(ctx, need, wait); stalled {
+			if !failFast {
+				slog.Warn("read failed", "op", "read", "key", r.key, "off", off, "err", errNoProgress.Error())
+				r.stalledAt.Store(time.Now().UnixNano())
+			}
 			errno = syscall.EIO
 		} else if !ok {
 			errno = syscall.EINTR
@@ -440,6 +465,9 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 			continue
 		}
 		if errno == 0 && p.err != nil {
+			if errors.Is(p.err, errNoProgress) {
+				r.stalledAt.Store(time.Now().UnixNano())
+			}
 			if isChanged(p.err) {
 				errno, changed = syscall.EIO, true
 			} else {

@@ -142,13 +142,26 @@ func (c *stallClient) Do(req *http.Request) (*http.Response, error) {
 	resp, err := c.inner.Do(req)
 	if err != nil {
 		a.stop()
+		if parent.Err() == nil {
+			c.dropIdle()
+		}
 		if errors.Is(context.Cause(actx), errAttemptStalled) && parent.Err() == nil {
 			return nil, stallError{after: c.stall}
 		}
 		return nil, err
 	}
-	resp.Body = &touchBody{ReadCloser: resp.Body, a: a, ctx: actx, parent: parent}
+	resp.Body = &touchBody{ReadCloser: resp.Body, a: a, ctx: actx, parent: parent, c: c}
 	return resp, nil
+}
+
+// dropIdle closes the pooled idle connections after a connection failed
+// or stalled: they went through the same broken path (a restarted proxy, a
+// frozen or reset link), and the SDK's few attempts must not all be spent
+// on dead connections.
+func (c *stallClient) dropIdle() {
+	if ci, ok := c.inner.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
 }
 
 // attempt is one HTTP request's watchdog.
@@ -250,6 +263,7 @@ func (r *touchReader) Read(p []byte) (int, error) {
 // body read fails with stallError (the reader resumes from there).
 type touchBody struct {
 	io.ReadCloser
+	c      *stallClient
 	a      *attempt
 	ctx    context.Context
 	parent context.Context
@@ -260,8 +274,11 @@ func (b *touchBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.a.touch()
 	}
-	if err != nil && err != io.EOF && errors.Is(context.Cause(b.ctx), errAttemptStalled) && b.parent.Err() == nil {
-		err = stallError{after: b.a.stall}
+	if err != nil && err != io.EOF && b.parent.Err() == nil {
+		b.c.dropIdle()
+		if errors.Is(context.Cause(b.ctx), errAttemptStalled) {
+			err = stallError{after: b.a.stall}
+		}
 	}
 	return n, err
 }
