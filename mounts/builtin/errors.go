@@ -121,6 +121,9 @@ func toErrno(err error) syscall.Errno {
 	if errors.Is(err, errNoProgress) || errors.Is(err, errChanged) {
 		return syscall.EIO
 	}
+	if en, ok := err.(syscall.Errno); ok {
+		return en // a guard of ours (e.g. EFBIG past 5 TiB)
+	}
 	var en syscall.Errno
 	if errors.As(err, &en) && !isNetErr(err) {
 		return en
