@@ -22,7 +22,7 @@ type FaultClient struct {
 	// instead of calling through.
 	Err func(op, key string) error
 	// Body, if set, is asked for every GET body that opens at off.
-	Body func(key string, off int64) BodyFault
+	Body  func(key string, off int64) BodyFault
 	calls map[string]int
 }
 

@@ -152,7 +152,7 @@ type memBody struct {
 	etag string
 }
 
-func (b memBody) Close() error  { return nil }
+func (b memBody) Close() error { return nil }
 func (b memBody) ETag() string { return b.etag }
 
 func (m *MemClient) GetStream(ctx context.Context, key, ifMatch string, off, n int64) (io.ReadCloser, error) {
