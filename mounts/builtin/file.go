@@ -68,6 +68,11 @@ type fileHandle struct {
 	n  *node
 	r  *reader     // reading the object from S3
 	ws *writeState // writing, or reading while this mount writes the file
+	// appends: opened with O_APPEND. Writes go to the end of the content
+	// this mount holds, not to the kernel's offset: the kernel computes
+	// it from a size that may be stale when another client replaced the
+	// object.
+	appends bool
 }
 
 var (
@@ -100,7 +105,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		if errno != 0 {
 			return nil, 0, errno
 		}
-		return &fileHandle{n: n, ws: ws}, 0, 0
+		return &fileHandle{n: n, ws: ws, appends: flags&syscall.O_APPEND != 0}, 0, 0
 	}
 	n.mu.Lock()
 	if ws := n.ws; ws != nil {
@@ -241,6 +246,9 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	}
 	ws := h.ws
 	h.n.mu.Lock()
+	if h.appends {
+		off = ws.size
+	}
 	st := ws.st
 	if st != nil && off == ws.size && st.append(data) {
 		// Appended to the stream's part buffer: no staging write here.

@@ -561,6 +561,9 @@ func (n *node) loadCurrentLocked(ctx context.Context, w io.WriterAt) syscall.Err
 				return syscall.EIO
 			}
 		}
+		if info.Size != n.info.size {
+			go n.NotifyContent(-1, 0) // the kernel's size is stale: attributes only
+		}
 		n.info, n.infoExp = entry{size: info.Size, mtime: info.MTime.UnixNano(), etag: info.ETag}, time.Now().Add(f.ttl())
 		return 0
 	}
