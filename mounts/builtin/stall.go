@@ -67,7 +67,9 @@ func withProgress(ctx context.Context, limit time.Duration) (context.Context, *p
 	ctx, cancel := context.WithCancelCause(ctx)
 	p := &progress{limit: limit, parent: parent, cancel: cancel}
 	p.last.Store(time.Now().UnixNano())
-	p.timer = time.AfterFunc(limit, p.check)
+	// Armed only once p.timer is set: check reads it.
+	p.timer = time.AfterFunc(time.Hour, p.check)
+	p.timer.Reset(limit)
 	ctx = context.WithValue(ctx, progressKey{}, p)
 	return ctx, p, func() { p.timer.Stop(); cancel(context.Canceled) }
 }
@@ -138,14 +140,17 @@ func (c *stallClient) Do(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = &touchReader{ReadCloser: req.Body, a: a}
 	}
-	a.timer = time.AfterFunc(a.tick(), a.check)
+	a.timer = time.AfterFunc(time.Hour, a.check) // armed below, once a.timer is set
+	a.timer.Reset(a.tick())
 	resp, err := c.inner.Do(req)
 	if err != nil {
 		a.stop()
+		stalled := errors.Is(context.Cause(actx), errAttemptStalled)
+		cancel(context.Canceled)
 		if parent.Err() == nil {
 			c.dropIdle()
 		}
-		if errors.Is(context.Cause(actx), errAttemptStalled) && parent.Err() == nil {
+		if stalled && parent.Err() == nil {
 			return nil, stallError{after: c.stall}
 		}
 		return nil, err
