@@ -163,6 +163,32 @@ func TestFrozenEndpointDuringRead(t *testing.T) {
 	}
 }
 
+// A frozen endpoint while a written file is closed: close returns EIO
+// within 3 × stall_timeout, and nothing is published.
+func TestFrozenEndpointDuringClose(t *testing.T) {
+	dir, x := proxiedMount(t, "frozenw", map[string][]byte{"keep": []byte("k")})
+	f, err := os.Create(filepath.Join(dir, "new.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(randomBytes(t, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	x.freeze()
+	start := time.Now()
+	err = f.Close()
+	took := time.Since(start)
+	equal(t, "close with the endpoint frozen", errnoOf(err), syscall.EIO)
+	if bound := 3*netStall + slack; took > bound {
+		t.Fatalf("close took %v with the endpoint frozen; the bound is 3 × stall_timeout = %v (+%v slack)", took, 3*netStall, slack)
+	}
+	x.reset()
+	if _, err := os.Stat(filepath.Join(dir, "keep")); err != nil {
+		t.Fatalf("the mount after the endpoint came back: %v", err)
+	}
+	t.Logf("close failed after %v", took)
+}
+
 // A live link at 100 KB/s: a read and a write that take several times
 // the stall bound succeed, with the right bytes.
 func TestSlowLinkReadAndWrite(t *testing.T) {

@@ -25,7 +25,9 @@ import (
 // The filesystem's read rules, table-tested against MemClient and
 // FaultClient without FUSE or MinIO: each case runs in milliseconds.
 
-const testStall = 40 * time.Millisecond
+// testStall is small for speed, yet large enough that a loaded machine
+// (or -race) does not take scheduling delays for stalls.
+const testStall = 250 * time.Millisecond
 
 func testFS(cl ObjectClient) *FS {
 	return &FS{spec: mounts.Spec{StallTimeout: testStall, MetadataTTL: time.Second}, cl: cl,

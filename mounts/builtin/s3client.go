@@ -72,9 +72,10 @@ type s3Client struct {
 // errReadOnly guards the bucket in ro mode even if a caller slips.
 var errReadOnly = errors.New("read-only mount: refusing to modify the bucket")
 
-// opBudget is the no-progress budget of one operation: a little under
-// 3 × stall so that the syscall has returned when the bound is reached.
-func opBudget(stall time.Duration) time.Duration { return 3*stall - stall/10 }
+// opBudget is the no-progress budget of one operation: under 3 × stall by
+// the watchdog's polling lag (stall/8) and some room for the syscall to
+// return, so that it has returned when the bound is reached.
+func opBudget(stall time.Duration) time.Duration { return 3*stall - stall/4 }
 
 func newS3Client(ctx context.Context, spec mounts.Spec) (*s3Client, error) {
 	stall := spec.StallTimeout
@@ -102,12 +103,13 @@ func newS3Client(ctx context.Context, spec mounts.Spec) (*s3Client, error) {
 		so.UsePathStyle = spec.PathStyle
 		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		// Attempts are bounded by the call's no-progress budget, not by a
-		// count: 3 attempts of stall each, with backoffs of at most
-		// stall/4, reach the budget; the client-side retry quota is off
-		// (under a long outage it would turn retries into instant errors).
+		// 3 attempts (s3conn's RetryMaxAttempts), each aborted after stall
+		// without progress, backoffs of at most stall/4: a frozen endpoint
+		// exhausts them at about the call's no-progress budget, which ends
+		// the call in any case. The client-side retry quota is off (under
+		// a long outage it would turn retries into instant errors).
 		so.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = 4
+			o.MaxAttempts = 3
 			o.MaxBackoff = maxBackoff
 			o.RateLimiter = ratelimit.None
 		})

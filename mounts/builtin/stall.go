@@ -52,6 +52,10 @@ func (stallError) Unwrap() error   { return errAttemptStalled }
 type progress struct {
 	limit  time.Duration
 	last   atomic.Int64 // unix nanoseconds of the last progress
+	// sent is the most request bytes any attempt of this operation had
+	// acknowledged: a retry that re-sends them is no progress (a fresh
+	// connection to a frozen peer still fills the socket buffers).
+	sent   atomic.Uint64
 	parent *progress    // an enclosing operation's progress, touched too
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
@@ -117,10 +121,11 @@ func (e *noProgressError) Unwrap() []error {
 
 // stallClient wraps the SDK's HTTP client: every attempt gets a watchdog
 // that aborts it after stall without progress. Progress is any byte of the
-// request body handed to the connection and acknowledged by the peer, or
-// any byte of the response received (from the kernel's TCP counters, so
-// that bytes still queued in socket buffers are not taken for progress),
-// and any byte of the response body read.
+// request acknowledged by the peer or of the response received (from the
+// kernel's TCP counters, polled every stall/8), and any byte of the
+// response body read. For the operation's budget, request bytes count only
+// past what an earlier attempt had already sent: a retry to a frozen peer
+// fills fresh socket buffers, which is not progress.
 //
 // It wraps the client the SDK built (a BuildableClient, which the SDK can
 // add AWS_CA_BUNDLE to) instead of replacing it.
@@ -177,18 +182,43 @@ type attempt struct {
 	last   atomic.Int64
 	timer  *time.Timer
 
-	mu      sync.Mutex
-	conn    syscall.Conn
-	counted uint64 // bytes acked + received on conn when last looked
-	stopped bool
+	mu       sync.Mutex
+	conn     syscall.Conn
+	acked    uint64 // request bytes the peer acknowledged on conn, when last looked
+	received uint64 // response bytes received on conn, when last looked
+	base     uint64 // acked when the attempt got conn (a reused one has history)
+	stopped  bool
 }
 
-func (a *attempt) tick() time.Duration { return max(a.stall/4, 10*time.Millisecond) }
+// tick is how often the kernel's counters are polled: progress is dated
+// up to one tick late, which opBudget allows for.
+func (a *attempt) tick() time.Duration { return max(a.stall/8, 10*time.Millisecond) }
 
+// touch records bytes received: progress of the attempt and its operation.
 func (a *attempt) touch() {
 	a.last.Store(time.Now().UnixNano())
 	if a.op != nil {
 		a.op.touch()
+	}
+}
+
+// sentUpTo records that the peer acknowledged n bytes of this attempt's
+// request: progress of the attempt, and of its operation only past what an
+// earlier attempt had already sent.
+func (a *attempt) sentUpTo(n uint64) {
+	a.last.Store(time.Now().UnixNano())
+	if a.op == nil {
+		return
+	}
+	for {
+		hw := a.op.sent.Load()
+		if n <= hw {
+			return
+		}
+		if a.op.sent.CompareAndSwap(hw, n) {
+			a.op.touch()
+			return
+		}
 	}
 }
 
@@ -202,25 +232,26 @@ func (a *attempt) setConn(c net.Conn) {
 	}
 	a.mu.Lock()
 	a.conn = sc
-	a.counted, _ = tcpBytes(sc)
+	a.acked, a.received, _ = tcpBytes(sc)
+	a.base = a.acked
 	a.mu.Unlock()
 }
 
-// tcpBytes is how many bytes the kernel has had acknowledged by the peer
-// and received on c.
-func tcpBytes(c syscall.Conn) (uint64, bool) {
+// tcpBytes is how many bytes the kernel has had acknowledged by the peer,
+// and has received, on c.
+func tcpBytes(c syscall.Conn) (acked, received uint64, ok bool) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	var info *unix.TCPInfo
 	var gerr error
 	if err := rc.Control(func(fd uintptr) {
 		info, gerr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
 	}); err != nil || gerr != nil {
-		return 0, false
+		return 0, 0, false
 	}
-	return info.Bytes_acked + info.Bytes_received, true
+	return info.Bytes_acked, info.Bytes_received, true
 }
 
 func (a *attempt) check() {
@@ -230,9 +261,15 @@ func (a *attempt) check() {
 		return
 	}
 	if a.conn != nil {
-		if n, ok := tcpBytes(a.conn); ok && n != a.counted {
-			a.counted = n
-			a.touch()
+		if acked, received, ok := tcpBytes(a.conn); ok {
+			if received != a.received {
+				a.received = received
+				a.touch()
+			}
+			if acked != a.acked {
+				a.acked = acked
+				a.sentUpTo(acked - a.base)
+			}
 		}
 	}
 	a.mu.Unlock()
@@ -256,10 +293,12 @@ type touchReader struct {
 	a *attempt
 }
 
+// Read counts for the attempt only: bytes handed to the connection may sit
+// in socket buffers (the kernel's acknowledgements count for the operation).
 func (r *touchReader) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
 	if n > 0 {
-		r.a.touch()
+		r.a.last.Store(time.Now().UnixNano())
 	}
 	return n, err
 }
