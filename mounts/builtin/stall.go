@@ -50,13 +50,13 @@ func (stallError) Unwrap() error   { return errAttemptStalled }
 // progress is a no-progress deadline: its context is cancelled (cause
 // errNoProgress) when touch has not been called for limit.
 type progress struct {
-	limit  time.Duration
-	last   atomic.Int64 // unix nanoseconds of the last progress
+	limit time.Duration
+	last  atomic.Int64 // unix nanoseconds of the last progress
 	// sent is the most request bytes any attempt of this operation had
 	// acknowledged: a retry that re-sends them is no progress (a fresh
 	// connection to a frozen peer still fills the socket buffers).
 	sent   atomic.Uint64
-	parent *progress    // an enclosing operation's progress, touched too
+	parent *progress // an enclosing operation's progress, touched too
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 }
