@@ -354,7 +354,9 @@ func (s *s3Client) Copy(ctx context.Context, src, dst string, size int64) error 
 		if err != nil {
 			err = s.fail(cctx, "UploadPartCopy", src+" -> "+dst, err)
 			cancel()
-			_ = s.AbortMultipart(context.WithoutCancel(ctx), dst, id)
+			// In the background: the caller's syscall must not wait a
+			// second budget on an endpoint that just failed.
+			go s.AbortMultipart(context.WithoutCancel(ctx), dst, id) //nolint:errcheck
 			return err
 		}
 		cancel()
