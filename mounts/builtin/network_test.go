@@ -267,3 +267,21 @@ func TestResetMidBodyResumes(t *testing.T) {
 		})
 	}
 }
+
+// Latency is not a stall: with 400 ms added each way (every request waits
+// 0.8 s+ for its first byte, well under stall_timeout), listing, reading
+// and writing work with the right bytes.
+func TestLatencyIsNotAStall(t *testing.T) {
+	data := randomBytes(t, 3<<20)
+	dir, x := proxiedMount(t, "latency", map[string][]byte{"d/a.bin": data})
+	x.add("lat_down", "latency", "downstream", `{"latency":400}`)
+	x.add("lat_up", "latency", "upstream", `{"latency":400}`)
+	equal(t, "listing with latency", strings.Join(readDir(t, filepath.Join(dir, "d")), ","), "a.bin")
+	got, err := os.ReadFile(filepath.Join(dir, "d/a.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read with latency: %d bytes, %v", len(got), err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d/b.bin"), data[:1<<20], 0o644); err != nil {
+		t.Fatalf("write with latency: %v", err)
+	}
+}
