@@ -334,6 +334,7 @@ func readFull(ctx context.Context, cl ObjectClient, key, etag string, off int64,
 		}
 		if got == before {
 			if fruitless++; fruitless >= 3 {
+				logFailure("GetObject(resume)", key, err)
 				return got, err
 			}
 		} else {
