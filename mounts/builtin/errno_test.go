@@ -3,7 +3,6 @@ package builtin_test
 import (
 	"bytes"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/s3mounts/s3mounts/internal/testenv"
+	"github.com/s3mounts/s3mounts/mounts/builtin"
 )
 
 // Names and sizes S3 refuses get the errno that names the cause, and
@@ -20,9 +20,7 @@ func TestNamesAndSizesErrno(t *testing.T) {
 	m := testenv.StartMinIO(t)
 	m.MakeBucket(t, "names", map[string]string{"f": "x"})
 	var logs testenv.SyncBuffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	t.Cleanup(func() { slog.SetDefault(old) })
+	builtin.CaptureSlog(t, &logs)
 	dir, _ := mount(t, m.Spec("names"))
 	p := func(s string) string { return filepath.Join(dir, s) }
 

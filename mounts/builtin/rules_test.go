@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -309,9 +308,7 @@ func TestErrnoFidelity(t *testing.T) {
 // ENOENT only at debug.
 func TestFailureLogLine(t *testing.T) {
 	var buf bytes.Buffer
-	old := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	defer slog.SetDefault(old)
+	CaptureSlog(t, &buf)
 	resp := &smithyhttp.Response{Response: &http.Response{StatusCode: 403}}
 	err := &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{Response: resp,
 		Err: &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}}, RequestID: "REQ42"}

@@ -50,13 +50,9 @@ func (stallError) Unwrap() error   { return errAttemptStalled }
 // progress is a no-progress deadline: its context is cancelled (cause
 // errNoProgress) when touch has not been called for limit.
 type progress struct {
-	limit time.Duration
-	last  atomic.Int64 // unix nanoseconds of the last progress
-	// sent is the most request bytes any attempt of this operation had
-	// acknowledged: a retry that re-sends them is no progress (a fresh
-	// connection to a frozen peer still fills the socket buffers).
-	sent   atomic.Uint64
-	parent *progress // an enclosing operation's progress, touched too
+	limit  time.Duration
+	last   atomic.Int64 // unix nanoseconds of the last progress
+	parent *progress    // an enclosing operation's progress, touched too
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 }
@@ -123,9 +119,9 @@ func (e *noProgressError) Unwrap() []error {
 // that aborts it after stall without progress. Progress is any byte of the
 // request acknowledged by the peer or of the response received (from the
 // kernel's TCP counters, polled every stall/8), and any byte of the
-// response body read. For the operation's budget, request bytes count only
-// past what an earlier attempt had already sent: a retry to a frozen peer
-// fills fresh socket buffers, which is not progress.
+// response body read. The first acknowledgements of an attempt count for
+// the attempt only: a retry to a frozen peer fills fresh socket buffers,
+// which must not extend the operation's budget.
 //
 // It wraps the client the SDK built (a BuildableClient, which the SDK can
 // add AWS_CA_BUNDLE to) instead of replacing it.
@@ -186,7 +182,7 @@ type attempt struct {
 	conn     syscall.Conn
 	acked    uint64 // request bytes the peer acknowledged on conn, when last looked
 	received uint64 // response bytes received on conn, when last looked
-	base     uint64 // acked when the attempt got conn (a reused one has history)
+	ackSeen  bool   // acknowledgements were seen once already
 	stopped  bool
 }
 
@@ -202,24 +198,17 @@ func (a *attempt) touch() {
 	}
 }
 
-// sentUpTo records that the peer acknowledged n bytes of this attempt's
-// request: progress of the attempt, and of its operation only past what an
-// earlier attempt had already sent.
-func (a *attempt) sentUpTo(n uint64) {
-	a.last.Store(time.Now().UnixNano())
-	if a.op == nil {
+// acked records that the peer acknowledged more of the request. The first
+// such news of an attempt counts for the attempt only: a fresh connection
+// to a frozen peer still fills the socket buffers at once, which is not
+// progress. Acknowledgements that keep coming are (a slow link).
+func (a *attempt) ackedMore() {
+	if !a.ackSeen {
+		a.ackSeen = true
+		a.last.Store(time.Now().UnixNano())
 		return
 	}
-	for {
-		hw := a.op.sent.Load()
-		if n <= hw {
-			return
-		}
-		if a.op.sent.CompareAndSwap(hw, n) {
-			a.op.touch()
-			return
-		}
-	}
+	a.touch()
 }
 
 func (a *attempt) setConn(c net.Conn) {
@@ -233,7 +222,6 @@ func (a *attempt) setConn(c net.Conn) {
 	a.mu.Lock()
 	a.conn = sc
 	a.acked, a.received, _ = tcpBytes(sc)
-	a.base = a.acked
 	a.mu.Unlock()
 }
 
@@ -268,7 +256,7 @@ func (a *attempt) check() {
 			}
 			if acked != a.acked {
 				a.acked = acked
-				a.sentUpTo(acked - a.base)
+				a.ackedMore()
 			}
 		}
 	}
