@@ -90,6 +90,11 @@ type fileHandle struct {
 	writer  bool
 	created bool
 	wrote   atomic.Bool
+	// appends: opened with O_APPEND. Writes go to the end of the content
+	// this mount holds, not to the kernel's offset: the kernel computes
+	// it from a size that may be stale when another client replaced the
+	// object.
+	appends bool
 }
 
 var (
@@ -122,7 +127,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		if errno != 0 {
 			return nil, 0, errno
 		}
-		return &fileHandle{n: n, ws: ws, pid: callerTgid(ctx), writer: true}, 0, 0
+		return &fileHandle{n: n, ws: ws, pid: callerTgid(ctx), writer: true, appends: flags&syscall.O_APPEND != 0}, 0, 0
 	}
 	n.mu.Lock()
 	if ws := n.ws; ws != nil {
@@ -163,6 +168,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		// read of this inode holds pages the invalidation waits for.
 		go n.NotifyContent(0, 0)
 	}
+	r.onRepinned = n.repinned
 	return &fileHandle{n: n, r: r}, fuseFlags, 0
 }
 
@@ -195,11 +201,10 @@ func (n *node) acquireWS(ctx context.Context, trunc bool) (ws *writeState, fresh
 	if trunc {
 		ws.dirty = true
 		ws.st = f.newStream(f.key(n.rel()), tmp)
+	} else if errno := n.loadCurrentLocked(ctx, tmp); errno != 0 {
+		tmp.Close()
+		return nil, false, errno
 	} else if n.info.size > 0 {
-		if errno := f.download(ctx, f.key(n.rel()), n.info.etag, n.info.size, tmp); errno != 0 {
-			tmp.Close()
-			return nil, false, errno
-		}
 		ws.size = n.info.size
 		ws.mtime = n.info.mtime
 	}
@@ -296,6 +301,9 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	if h.ws == nil {
 		return 0, syscall.EBADF
 	}
+	if off+int64(len(data)) > maxObjectSize {
+		return 0, syscall.EFBIG
+	}
 	ws := h.ws
 	h.wrote.Store(true)
 	h.n.mu.Lock()
@@ -307,6 +315,9 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		return 0, ws.failed
 	}
 	ws.pubErr = 0
+	if h.appends {
+		off = ws.size
+	}
 	st := ws.st
 	if st != nil && off == ws.size && st.append(data) {
 		// Appended to the stream's part buffer: no staging write here.

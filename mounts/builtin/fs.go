@@ -177,6 +177,9 @@ func (n *node) setInfo(e entry) {
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if len(name) > maxNameLen {
+		return nil, syscall.ENAMETOOLONG
+	}
 	if !validName(name) {
 		return nil, syscall.ENOENT
 	}

@@ -32,8 +32,8 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if f.spec.ReadOnly {
 		return nil, nil, 0, syscall.EROFS
 	}
-	if !validName(name) {
-		return nil, nil, 0, syscall.EINVAL
+	if errno := nameErrno(name); errno != 0 {
+		return nil, nil, 0, errno
 	}
 	rel := joinPath(n.rel(), name)
 	tmp, err := f.stagingFile()
@@ -76,8 +76,8 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if f.spec.ReadOnly {
 		return nil, syscall.EROFS
 	}
-	if !validName(name) {
-		return nil, syscall.EINVAL
+	if errno := nameErrno(name); errno != 0 {
+		return nil, errno
 	}
 	rel := joinPath(n.rel(), name)
 	if e, errno := f.stat(ctx, rel); errno == 0 {
@@ -188,8 +188,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if flags&^uint32(renameNoReplace) != 0 {
 		return syscall.ENOTSUP // RENAME_EXCHANGE, RENAME_WHITEOUT
 	}
-	if !validName(newName) {
-		return syscall.EINVAL
+	if errno := nameErrno(newName); errno != 0 {
+		return errno
 	}
 	np, ok := newParent.(*node)
 	if !ok {
@@ -297,6 +297,9 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 		}
 		if n.dir {
 			return syscall.EISDIR
+		}
+		if size > maxObjectSize {
+			return syscall.EFBIG // S3 stores no object over 5 TiB
 		}
 		var ws *writeState
 		h, _ := fh.(*fileHandle)

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 const (
@@ -64,27 +66,47 @@ type part struct {
 
 	// Progress while the GET streams in: readers are served as soon as
 	// their bytes have arrived, not when the whole part has.
-	mu     sync.Mutex
-	avail  int
-	notify chan struct{} // closed and replaced at each progress
+	mu       sync.Mutex
+	avail    int
+	notify   chan struct{} // closed and replaced at each progress
+	lastByte atomic.Int64  // unix nanoseconds of the last byte received
 }
 
-// wait blocks until the part holds need bytes or is done; false if ctx ended.
-func (p *part) wait(ctx context.Context, need int) bool {
+// wait blocks until the part holds need bytes or is done; ok is false if
+// ctx ended, stalled true if no byte arrived for limit (counted from the
+// later of the call and the part's last byte).
+func (p *part) wait(ctx context.Context, need int, limit time.Duration) (ok, stalled bool) {
+	start := time.Now().UnixNano()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		p.mu.Lock()
 		if p.avail >= need {
 			p.mu.Unlock()
-			return true
+			return true, false
 		}
 		ch := p.notify
 		p.mu.Unlock()
+		idle := time.Duration(time.Now().UnixNano() - max(start, p.lastByte.Load()))
+		if idle >= limit {
+			return false, true
+		}
+		if timer == nil {
+			timer = time.NewTimer(limit - idle)
+		} else {
+			timer.Reset(limit - idle)
+		}
 		select {
 		case <-ch:
 		case <-p.done:
-			return true
+			return true, false
 		case <-ctx.Done():
-			return false
+			return false, false
+		case <-timer.C:
 		}
 	}
 }
@@ -117,8 +139,16 @@ type reader struct {
 	// hold the pinned version; served: bytes have been returned.
 	keepCache bool
 	served    atomic.Bool
-	// onChanged tells the node that the object is no longer what it knew.
-	onChanged func()
+	// stalledAt (unix ns) is when a read of this handle last failed for
+	// lack of progress: for stall_timeout after it, reads that need bytes
+	// from the network fail at once. The kernel retries a failed page read
+	// synchronously, and one read(2) must not wait twice for a frozen
+	// endpoint.
+	stalledAt atomic.Int64
+	// onChanged tells the node that the object is no longer what it knew;
+	// onRepinned what it is now.
+	onChanged  func()
+	onRepinned func(info ObjInfo, grew bool)
 }
 
 func isChanged(err error) bool {
@@ -127,30 +157,45 @@ func isChanged(err error) bool {
 
 // ReadAt fills dest from off. If the object turns out to have changed
 // since it was pinned and nothing of it has been served yet (and the kernel
-// holds none of its pages), the handle re-pins the new version once, when
-// its size is the same; otherwise EIO: never a mix of versions.
+// holds none of its pages), the handle re-pins the new version (whatever
+// its size) and serves it whole; otherwise EIO: never a mix of versions.
+// Either way the node forgets what it knew, so the next open is right.
 func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, syscall.Errno) {
 	n, errno, changed := r.readAt(ctx, dest, off)
 	if changed {
-		if r.onChanged != nil {
-			r.onChanged()
-		}
 		if r.served.Load() || r.keepCache {
+			if r.onChanged != nil {
+				r.onChanged()
+			}
+			slog.Warn("read failed: the object changed while open and part of the old version was served; reopen the file",
+				"op", "read", "key", r.key)
 			return 0, syscall.EIO
 		}
 		info, err := r.fsys.cl.Head(ctx, r.key)
-		if err != nil || info.Size != r.size {
-			return 0, syscall.EIO
+		if err != nil {
+			if r.onChanged != nil {
+				r.onChanged()
+			}
+			return 0, toErrno(err)
 		}
 		r.mu.Lock()
-		r.etag = info.ETag
+		old := r.size
+		r.etag, r.size = info.ETag, info.Size
 		for idx, p := range r.parts {
 			delete(r.parts, idx)
 			r.unrefLocked(p)
 		}
+		r.next, r.streak = 0, 0
 		r.mu.Unlock()
+		if r.onRepinned != nil {
+			r.onRepinned(info, info.Size > old)
+		}
 		n, errno, changed = r.readAt(ctx, dest, off)
 		if changed {
+			if r.onChanged != nil {
+				r.onChanged()
+			}
+			slog.Warn("read failed: the object changes faster than it can be read; try again", "op", "read", "key", r.key)
 			return 0, syscall.EIO
 		}
 	}
@@ -209,10 +254,10 @@ func (r *reader) startLocked(idx int64, must bool) *part {
 	go func() {
 		defer close(p.done)
 		got, err := r.fetch(p, etag, off, buf[:n])
-		if errors.Is(err, io.EOF) && got < n {
+		if err == io.EOF && got < n {
 			// The object is shorter than when it was opened: it changed.
 			err = errChanged
-		} else if errors.Is(err, io.EOF) {
+		} else if err == io.EOF {
 			err = nil
 		}
 		p.n, p.err = got, err
@@ -220,44 +265,107 @@ func (r *reader) startLocked(idx int64, must bool) *part {
 	return p
 }
 
-// fetch streams one part into buf, announcing progress every 256 KiB.
+// fetch streams one part into buf, announcing progress every 256 KiB. A
+// body that breaks or stalls is resumed from the last byte received,
+// pinned to the same ETag; the part fails after 3 × stall_timeout without
+// a byte.
 func (r *reader) fetch(p *part, etag string, off int64, buf []byte) (int, error) {
-	body, err := r.fsys.cl.GetStream(r.ctx, r.key, etag, off, int64(len(buf)))
-	if err != nil {
-		return 0, err
-	}
-	defer body.Close()
-	got := 0
-	for got < len(buf) {
-		end := min(got+256<<10, len(buf))
-		n, err := io.ReadFull(body, buf[got:end])
-		got += n
+	ctx, _, cancel := withProgress(r.ctx, opBudget(r.fsys.stall()))
+	defer cancel()
+	p.lastByte.Store(time.Now().UnixNano())
+	told := 0
+	return readFull(ctx, r.fsys.cl, r.key, etag, off, buf, func(got int) {
+		p.lastByte.Store(time.Now().UnixNano())
+		if got-told >= 256<<10 || got == len(buf) {
+			told = got
+			p.progress(got)
+		}
+	})
+}
+
+// readFull reads len(p) bytes of key at off (io.EOF itself, never wrapped,
+// if the object ends first: a connection's EOF inside an SDK error is not
+// the object's end). A body that breaks, stalls or ends short is resumed with a new
+// ranged GET from the last byte received, pinned with If-Match to etag (or
+// to the ETag of the first answer when etag is ""), so the bytes are one
+// version's. It gives up when the context's no-progress budget ends, on
+// an S3 error, or after 3 resumptions in a row that brought no byte.
+// onBytes, if set, sees the count after every read that brought bytes.
+func readFull(ctx context.Context, cl ObjectClient, key, etag string, off int64, p []byte, onBytes func(int)) (int, error) {
+	pr := progressOf(ctx)
+	got, fruitless := 0, 0
+	for got < len(p) {
+		body, err := cl.GetStream(ctx, key, etag, off+int64(got), int64(len(p)-got))
 		if err != nil {
-			if err == io.ErrUnexpectedEOF {
-				err = io.EOF
+			return got, stallErr(ctx, err)
+		}
+		if etag == "" {
+			if e, ok := body.(interface{ ETag() string }); ok {
+				etag = e.ETag()
 			}
+		}
+		before := got
+		for got < len(p) {
+			var n int
+			n, err = body.Read(p[got:])
+			if n > 0 {
+				got += n
+				if pr != nil {
+					pr.touch()
+				}
+				if onBytes != nil {
+					onBytes(got)
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		body.Close()
+		if got == len(p) {
+			return got, nil
+		}
+		if err == io.EOF {
+			return got, io.EOF // the object ends here
+		}
+		err = stallErr(ctx, err)
+		if !retryable(ctx, err) {
 			return got, err
 		}
-		p.progress(got)
+		if got == before {
+			if fruitless++; fruitless >= 3 {
+				logFailure("GetObject(resume)", key, err)
+				return got, err
+			}
+		} else {
+			fruitless = 0
+		}
+		resumes.Add(1)
+		slog.Debug("resuming a GET body", "key", key, "at", off+int64(got), "err", err)
 	}
 	return got, nil
 }
 
 var errChanged = errors.New("the object changed while open")
 
+// resumes counts GET bodies resumed after a break (for tests).
+var resumes atomic.Int64
+
 // readAt fills dest from off; short only at the end of the object.
 // changed reports that the pinned version is gone.
 func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, syscall.Errno, bool) {
-	if off >= r.size {
+	r.mu.Lock()
+	size := r.size
+	if off >= size {
+		r.mu.Unlock()
 		return 0, 0, false
 	}
-	if int64(len(dest)) > r.size-off {
-		dest = dest[:r.size-off]
+	if int64(len(dest)) > size-off {
+		dest = dest[:size-off]
 	}
 	end := off + int64(len(dest))
 	first, last := off/partSize, (end-1)/partSize
 
-	r.mu.Lock()
 	// Sequential: at or near where the last read ended (the kernel's async
 	// reads arrive a little out of order), or the very first read of a file
 	// that fits in one part.
@@ -306,9 +414,19 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	etag := r.etag
 	r.mu.Unlock()
 
+	limit := opBudget(r.fsys.stall())
+	failFast := time.Since(time.Unix(0, r.stalledAt.Load())) < r.fsys.stall()
 	if want == nil {
-		n, err := r.fsys.cl.GetRange(ctx, r.key, etag, off, dest)
-		if errors.Is(err, io.EOF) {
+		if failFast {
+			return 0, syscall.EIO, false
+		}
+		gctx, _, cancel := withProgress(ctx, limit)
+		n, err := readFull(gctx, r.fsys.cl, r.key, etag, off, dest, nil)
+		cancel()
+		if errors.Is(err, errNoProgress) {
+			r.stalledAt.Store(time.Now().UnixNano())
+		}
+		if err == io.EOF {
 			if n < len(dest) {
 				return n, syscall.EIO, true
 			}
@@ -326,7 +444,17 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	for _, p := range want {
 		pOff := p.idx * partSize
 		need := int(min(end, pOff+partSize) - pOff)
-		if !p.wait(ctx, need) {
+		wait := limit
+		if failFast {
+			wait = 0 // only what has arrived
+		}
+		if ok, stalled := p.wait(ctx, need, wait); stalled {
+			if !failFast {
+				slog.Warn("read failed", "op", "read", "key", r.key, "off", off, "err", errNoProgress.Error())
+				r.stalledAt.Store(time.Now().UnixNano())
+			}
+			errno = syscall.EIO
+		} else if !ok {
 			errno = syscall.EINTR
 		}
 		p.mu.Lock()
@@ -338,6 +466,9 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 			continue
 		}
 		if errno == 0 && p.err != nil {
+			if errors.Is(p.err, errNoProgress) {
+				r.stalledAt.Store(time.Now().UnixNano())
+			}
 			if isChanged(p.err) {
 				errno, changed = syscall.EIO, true
 			} else {
@@ -374,5 +505,67 @@ func isDone(p *part) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// repinned records the version a reader moved to before serving any of
+// the old one, so that getattr and the next open see it. The kernel still
+// has the old size. A shorter object: the short reply of the read in
+// progress sets the kernel's size (FUSE does so only if no attribute
+// invalidation happened meanwhile, so none is sent). A longer one: its
+// attributes are dropped now, synchronously (offset -1: attributes only, no
+// page lock, so this cannot wait on the read in progress), so that a read
+// past the old end asks for the new size.
+func (n *node) repinned(info ObjInfo, grew bool) {
+	e := entry{size: info.Size, mtime: info.MTime.UnixNano(), etag: info.ETag}
+	rel := n.rel()
+	n.fsys.meta.changed(rel)
+	n.fsys.meta.put(rel, e)
+	n.mu.Lock()
+	if n.ws == nil {
+		n.info, n.infoExp = e, time.Now().Add(n.fsys.ttl())
+		n.cachedAs = info.ETag
+	}
+	n.mu.Unlock()
+	if grew {
+		_ = n.NotifyContent(-1, 0)
+	}
+}
+
+// loadCurrentLocked copies the object's current version into w for a
+// writer that keeps the content (append, O_RDWR without O_TRUNC), and
+// makes it the node's info. A HEAD re-validates what a cached listing
+// said, and if the object is replaced again during the download, the newer
+// version is loaded: an append never fails, nor extends a stale copy,
+// because another client replaced the object. n.mu is held.
+func (n *node) loadCurrentLocked(ctx context.Context, w io.WriterAt) syscall.Errno {
+	f := n.fsys
+	key := f.key(n.rel())
+	for try := 0; ; try++ {
+		info, err := f.cl.Head(ctx, key)
+		if err != nil {
+			if toErrno(err) == syscall.ENOENT && n.info.size == 0 {
+				return 0 // not in the bucket (yet): the file starts empty
+			}
+			return toErrno(err)
+		}
+		if info.Size > 0 {
+			if errno := f.download(ctx, key, info.ETag, info.Size, w); errno != 0 {
+				if again, err := f.cl.Head(ctx, key); try < 2 && err == nil && again.ETag != info.ETag {
+					continue // replaced while we read it: load the newer one
+				}
+				return errno
+			}
+		}
+		if t, ok := w.(interface{ Truncate(int64) error }); ok && try > 0 {
+			if err := t.Truncate(info.Size); err != nil {
+				return syscall.EIO
+			}
+		}
+		if info.Size != n.info.size {
+			go n.NotifyContent(-1, 0) // the kernel's size is stale: attributes only
+		}
+		n.info, n.infoExp = entry{size: info.Size, mtime: info.MTime.UnixNano(), etag: info.ETag}, time.Now().Add(f.ttl())
+		return 0
 	}
 }

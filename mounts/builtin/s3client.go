@@ -5,20 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/s3mounts/s3mounts/mounts"
 	"github.com/s3mounts/s3mounts/mounts/s3conn"
@@ -58,17 +56,26 @@ type ObjectClient interface {
 	Delete(ctx context.Context, key string) error
 }
 
-// s3Client implements ObjectClient over aws-sdk-go-v2 with a deadline of
-// 3 × StallTimeout on every call, retries included.
+// s3Client implements ObjectClient over aws-sdk-go-v2. Every attempt is
+// aborted after stall_timeout without progress (stall.go) and retried by
+// the SDK; every call fails after 3 × stall_timeout without progress,
+// retries included (never after a fixed time: a slow link is not a stall).
+// Each failure is logged once (logFailure).
 type s3Client struct {
 	c        *s3.Client
 	bucket   string
-	deadline time.Duration
+	stall    time.Duration
+	deadline time.Duration // no-progress budget of one call
 	readOnly bool
 }
 
 // errReadOnly guards the bucket in ro mode even if a caller slips.
 var errReadOnly = errors.New("read-only mount: refusing to modify the bucket")
+
+// opBudget is the no-progress budget of one operation: under 3 × stall by
+// the watchdog's polling lag (stall/8) and some room for the syscall to
+// return, so that it has returned when the bound is reached.
+func opBudget(stall time.Duration) time.Duration { return 3*stall - stall/4 }
 
 func newS3Client(ctx context.Context, spec mounts.Spec) (*s3Client, error) {
 	stall := spec.StallTimeout
@@ -79,10 +86,16 @@ func newS3Client(ctx context.Context, spec mounts.Spec) (*s3Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	maxBackoff := stall / 4
-	if maxBackoff > 2*time.Second {
-		maxBackoff = 2 * time.Second
+	// The config loader has added AWS_CA_BUNDLE to its BuildableClient;
+	// keep that client and only drop its whole-response-header timeout (an
+	// upload whose bytes still drain from socket buffers at 100 KB/s has
+	// no response for a long time, yet makes progress): the watchdog of
+	// stallClient judges progress instead.
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		cfg.HTTPClient = bc.WithTransportOptions(func(t *http.Transport) { t.ResponseHeaderTimeout = 0 })
 	}
+	cfg.HTTPClient = &stallClient{inner: cfg.HTTPClient, stall: stall}
+	maxBackoff := min(stall/4, 2*time.Second)
 	c := s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if spec.Endpoint != "" {
 			so.BaseEndpoint = aws.String(spec.Endpoint)
@@ -90,13 +103,32 @@ func newS3Client(ctx context.Context, spec mounts.Spec) (*s3Client, error) {
 		so.UsePathStyle = spec.PathStyle
 		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		so.Retryer = retry.AddWithMaxBackoffDelay(so.Retryer, maxBackoff)
+		// 3 attempts (s3conn's RetryMaxAttempts), each aborted after stall
+		// without progress, backoffs of at most stall/4: a frozen endpoint
+		// exhausts them at about the call's no-progress budget, which ends
+		// the call in any case. The client-side retry quota is off (under
+		// a long outage it would turn retries into instant errors).
+		so.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 3
+			o.MaxBackoff = maxBackoff
+			o.RateLimiter = ratelimit.None
+		})
 	})
-	return &s3Client{c: c, bucket: spec.Bucket, deadline: 3*stall - stall/10, readOnly: spec.ReadOnly}, nil
+	return &s3Client{c: c, bucket: spec.Bucket, stall: stall, deadline: opBudget(stall), readOnly: spec.ReadOnly}, nil
 }
 
+// ctx bounds one call by its no-progress budget (inside any enclosing one).
 func (s *s3Client) ctx(parent context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(parent, s.deadline)
+	ctx, _, cancel := withProgress(parent, s.deadline)
+	return ctx, cancel
+}
+
+// fail turns a call's error into what callers see (errNoProgress when the
+// budget ran out) and logs it once.
+func (s *s3Client) fail(ctx context.Context, op, key string, err error) error {
+	err = stallErr(ctx, err)
+	logFailure(op, key, err)
+	return err
 }
 
 func (s *s3Client) List(ctx context.Context, prefix, delim, token string, max int32) (ListPage, error) {
@@ -114,7 +146,7 @@ func (s *s3Client) List(ctx context.Context, prefix, delim, token string, max in
 	}
 	out, err := s.c.ListObjectsV2(ctx, in)
 	if err != nil {
-		return ListPage{}, err
+		return ListPage{}, s.fail(ctx, "ListObjectsV2", prefix, err)
 	}
 	p := ListPage{Objects: make([]ObjInfo, 0, len(out.Contents)), Prefixes: make([]string, 0, len(out.CommonPrefixes))}
 	for _, o := range out.Contents {
@@ -138,43 +170,53 @@ func (s *s3Client) Head(ctx context.Context, key string) (ObjInfo, error) {
 	defer cancel()
 	out, err := s.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
-		return ObjInfo{}, err
+		return ObjInfo{}, s.fail(ctx, "HeadObject", key, err)
 	}
 	return ObjInfo{Key: key, Size: aws.ToInt64(out.ContentLength), MTime: aws.ToTime(out.LastModified), ETag: aws.ToString(out.ETag)}, nil
 }
 
+// GetRange reads len(p) bytes at off, resuming a broken body from the
+// last byte received (readFull).
 func (s *s3Client) GetRange(ctx context.Context, key, ifMatch string, off int64, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &key,
-		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1))}
-	if ifMatch != "" {
-		in.IfMatch = aws.String(ifMatch)
+	return readFull(ctx, s, key, ifMatch, off, p, nil)
+}
+
+// getBody is a GetObject body: it ends its call's context at Close, says
+// which version it is (ETag), reports a read that ran out of budget as
+// errNoProgress, and a body shorter than announced as errShortBody.
+type getBody struct {
+	io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelFunc
+	etag   string
+	left   int64
+	s      *s3Client
+	key    string
+}
+
+func (b *getBody) ETag() string { return b.etag }
+
+func (b *getBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if err == io.EOF && b.left > 0 {
+		err = errShortBody
 	}
-	out, err := s.c.GetObject(ctx, in)
-	if err != nil {
-		if code(err) == "InvalidRange" {
-			return 0, io.EOF
+	if err != nil && err != io.EOF {
+		err = stallErr(b.ctx, err)
+		if !retryable(b.ctx, err) {
+			logFailure("GetObject(body)", b.key, err)
 		}
-		return 0, err
-	}
-	defer out.Body.Close()
-	n, err := io.ReadFull(out.Body, p)
-	if err == io.ErrUnexpectedEOF || err == io.EOF {
-		err = io.EOF
 	}
 	return n, err
 }
 
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b cancelBody) Close() error {
+func (b *getBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel()
 	return err
@@ -189,24 +231,31 @@ func (s *s3Client) GetStream(ctx context.Context, key, ifMatch string, off, n in
 	}
 	out, err := s.c.GetObject(ctx, in)
 	if err != nil {
-		cancel()
+		defer cancel()
 		if code(err) == "InvalidRange" {
 			return nil, io.EOF
 		}
-		return nil, err
+		return nil, s.fail(ctx, "GetObject", key, err)
 	}
-	return cancelBody{out.Body, cancel}, nil
+	left := aws.ToInt64(out.ContentLength)
+	if out.ContentLength == nil {
+		left = n
+	}
+	return &getBody{ReadCloser: out.Body, ctx: ctx, cancel: cancel, etag: aws.ToString(out.ETag), left: left, s: s, key: key}, nil
 }
 
 func (s *s3Client) Put(ctx context.Context, key string, body io.ReadSeeker, size int64) (ObjInfo, error) {
 	if s.readOnly {
 		return ObjInfo{}, errReadOnly
 	}
+	if size > maxObjectSize {
+		return ObjInfo{}, syscall.EFBIG
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	out, err := s.c.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: body, ContentLength: aws.Int64(size)}, unsignedPayload)
 	if err != nil {
-		return ObjInfo{}, err
+		return ObjInfo{}, s.fail(ctx, "PutObject", key, err)
 	}
 	return ObjInfo{Key: key, Size: size, MTime: time.Now(), ETag: aws.ToString(out.ETag)}, nil
 }
@@ -228,7 +277,7 @@ func (s *s3Client) CreateMultipart(ctx context.Context, key string) (string, err
 	defer cancel()
 	out, err := s.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
-		return "", err
+		return "", s.fail(ctx, "CreateMultipartUpload", key, err)
 	}
 	return aws.ToString(out.UploadId), nil
 }
@@ -242,7 +291,7 @@ func (s *s3Client) UploadPart(ctx context.Context, key, id string, num int32, bo
 	out, err := s.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &s.bucket, Key: &key, UploadId: &id,
 		PartNumber: aws.Int32(num), Body: body, ContentLength: aws.Int64(size)}, unsignedPayload)
 	if err != nil {
-		return "", err
+		return "", s.fail(ctx, "UploadPart", key, err)
 	}
 	return aws.ToString(out.ETag), nil
 }
@@ -256,7 +305,7 @@ func (s *s3Client) CompleteMultipart(ctx context.Context, key, id string, parts 
 	out, err := s.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &s.bucket, Key: &key,
 		UploadId: &id, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
 	if err != nil {
-		return ObjInfo{}, err
+		return ObjInfo{}, s.fail(ctx, "CompleteMultipartUpload", key, err)
 	}
 	return ObjInfo{Key: key, MTime: time.Now(), ETag: aws.ToString(out.ETag)}, nil
 }
@@ -268,7 +317,10 @@ func (s *s3Client) AbortMultipart(ctx context.Context, key, id string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	_, err := s.c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &id})
-	return err
+	if err != nil {
+		return s.fail(ctx, "AbortMultipartUpload", key, err)
+	}
+	return nil
 }
 
 // maxCopy is the largest object one CopyObject may copy.
@@ -283,7 +335,10 @@ func (s *s3Client) Copy(ctx context.Context, src, dst string, size int64) error 
 		cctx, cancel := s.ctx(ctx)
 		defer cancel()
 		_, err := s.c.CopyObject(cctx, &s3.CopyObjectInput{Bucket: &s.bucket, Key: &dst, CopySource: &source})
-		return err
+		if err != nil {
+			return s.fail(cctx, "CopyObject", src+" -> "+dst, err)
+		}
+		return nil
 	}
 	id, err := s.CreateMultipart(ctx, dst)
 	if err != nil {
@@ -296,11 +351,15 @@ func (s *s3Client) Copy(ctx context.Context, src, dst string, size int64) error 
 		cctx, cancel := s.ctx(ctx)
 		out, err := s.c.UploadPartCopy(cctx, &s3.UploadPartCopyInput{Bucket: &s.bucket, Key: &dst, UploadId: &id,
 			PartNumber: aws.Int32(n), CopySource: &source, CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end))})
-		cancel()
 		if err != nil {
-			_ = s.AbortMultipart(context.WithoutCancel(ctx), dst, id)
+			err = s.fail(cctx, "UploadPartCopy", src+" -> "+dst, err)
+			cancel()
+			// In the background: the caller's syscall must not wait a
+			// second budget on an endpoint that just failed.
+			go s.AbortMultipart(context.WithoutCancel(ctx), dst, id) //nolint:errcheck
 			return err
 		}
+		cancel()
 		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.CopyPartResult.ETag})
 	}
 	_, err = s.CompleteMultipart(ctx, dst, id, parts)
@@ -314,7 +373,10 @@ func (s *s3Client) Delete(ctx context.Context, key string) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	_, err := s.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key})
-	return err
+	if err != nil {
+		return s.fail(ctx, "DeleteObject", key, err)
+	}
+	return nil
 }
 
 // escapeKey URL-escapes a key for CopySource, keeping "/".
@@ -329,94 +391,4 @@ func escapeKey(k string) string {
 		}
 	}
 	return b.String()
-}
-
-// code is the S3 error code of err, or "".
-func code(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-// errnoTable maps S3 error codes to what a filesystem user sees.
-var errnoTable = map[string]syscall.Errno{
-	"NoSuchKey":                    syscall.ENOENT,
-	"NotFound":                     syscall.ENOENT,
-	"NoSuchUpload":                 syscall.EIO,
-	"NoSuchBucket":                 syscall.EIO, // the mount's root is gone: no file answer fits
-	"AccessDenied":                 syscall.EACCES,
-	"Forbidden":                    syscall.EACCES,
-	"AllAccessDisabled":            syscall.EACCES,
-	"InvalidAccessKeyId":           syscall.EACCES,
-	"SignatureDoesNotMatch":        syscall.EACCES,
-	"ExpiredToken":                 syscall.EACCES,
-	"InvalidToken":                 syscall.EACCES,
-	"AccountProblem":               syscall.EACCES,
-	"InvalidObjectState":           syscall.EACCES, // archived (Glacier) object
-	"PreconditionFailed":           syscall.EIO,    // object changed under an open file
-	"InvalidRange":                 syscall.EIO,
-	"EntityTooLarge":               syscall.EFBIG,
-	"EntityTooSmall":               syscall.EIO,
-	"KeyTooLongError":              syscall.ENAMETOOLONG,
-	"NotImplemented":               syscall.ENOTSUP,
-	"XMinioStorageFull":            syscall.ENOSPC,
-	"QuotaExceeded":                syscall.EDQUOT,
-	"SlowDown":                     syscall.EIO,
-	"ServiceUnavailable":           syscall.EIO,
-	"InternalError":                syscall.EIO,
-	"RequestTimeout":               syscall.EIO,
-	"RequestTimeTooSkewed":         syscall.EACCES,
-	"MethodNotAllowed":             syscall.EACCES,
-	"InvalidBucketName":            syscall.EINVAL,
-	"XAmzContentSHA256Mismatch":    syscall.EIO,
-	"BadDigest":                    syscall.EIO,
-	"IncompleteBody":               syscall.EIO,
-	"OperationAborted":             syscall.EAGAIN,
-	"ObjectLockConfigurationError": syscall.EPERM,
-}
-
-// toErrno maps any error from an ObjectClient call to an errno: the table
-// above for S3 answers, HTTP status for unnamed answers, EIO for timeouts
-// and connection errors, EINTR for an interrupted call.
-func toErrno(err error) syscall.Errno {
-	if err == nil {
-		return 0
-	}
-	if errors.Is(err, errReadOnly) {
-		return syscall.EROFS
-	}
-	var en syscall.Errno
-	if errors.As(err, &en) && !isNetErr(err) {
-		return en
-	}
-	if c := code(err); c != "" {
-		if e, ok := errnoTable[c]; ok {
-			return e
-		}
-	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		switch re.HTTPStatusCode() {
-		case http.StatusNotFound:
-			return syscall.ENOENT
-		case http.StatusForbidden, http.StatusUnauthorized:
-			return syscall.EACCES
-		case http.StatusRequestedRangeNotSatisfiable:
-			return syscall.EIO
-		case http.StatusNotImplemented:
-			return syscall.ENOTSUP
-		}
-	}
-	if errors.Is(err, context.Canceled) {
-		return syscall.EINTR
-	}
-	return syscall.EIO
-}
-
-func isNetErr(err error) bool {
-	var ne net.Error
-	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, os.ErrDeadlineExceeded)
 }
