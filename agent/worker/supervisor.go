@@ -371,6 +371,9 @@ func (h *Handle) WaitMounted(ctx context.Context) error {
 		return fmt.Errorf("mount not ready in time: %w", ctx.Err())
 	}
 	if st.State == StateMounted {
+		h.mu.Lock()
+		h.last = &st // the status at mount time (pollStatus may have read "mounting")
+		h.mu.Unlock()
 		return nil
 	}
 	if st.Error != "" {
