@@ -546,11 +546,13 @@ func (f *FS) finishStream(ctx context.Context, st *streamUpload, size int64) (Ob
 	st.wg.Wait()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	// The abort runs in the background: the syscall has its answer, and
+	// an abort against a frozen endpoint must not hold it past the stall
+	// bound (an upload left behind is ended by the bucket's lifecycle or
+	// the next abort attempt; it is never visible as an object).
 	abort := func() {
 		if st.id != "" {
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = f.cl.AbortMultipart(actx, st.key, st.id)
+			go f.abortUpload(st.key, st.id)
 		}
 	}
 	if st.broken || st.sent+int64(len(st.buf)) != size {
@@ -802,8 +804,14 @@ func (f *FS) upload(ctx context.Context, key string, r io.ReaderAt, size int64) 
 			return info, nil
 		}
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	_ = f.cl.AbortMultipart(actx, key, id)
+	go f.abortUpload(key, id) // in the background: see finishStream
 	return ObjInfo{}, err
+}
+
+// abortUpload aborts a multipart upload that will not be completed, bounded
+// by one stall window per try and off any syscall's path.
+func (f *FS) abortUpload(key, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = f.cl.AbortMultipart(ctx, key, id)
 }
