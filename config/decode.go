@@ -267,14 +267,16 @@ func closest(s string, ks keySpec) string {
 		if strings.EqualFold(n, s) {
 			return n
 		}
-		if dd := editDistance(strings.ToLower(s), n); dd < bestD {
+		if dd := EditDistance(strings.ToLower(s), n); dd < bestD {
 			best, bestD = n, dd
 		}
 	}
 	return best
 }
 
-func editDistance(a, b string) int {
+// EditDistance is the Levenshtein distance of a and b (bytes; 99 when either
+// is over 64 bytes): the "did you mean" of keys and of s3mountctl's commands.
+func EditDistance(a, b string) int {
 	if len(a) > 64 || len(b) > 64 {
 		return 99
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/s3mounts/s3mounts/agent/client"
+	"github.com/s3mounts/s3mounts/config"
 )
 
 const usage = `s3mountctl controls s3mountd, the s3mounts node agent, through its socket.
@@ -286,7 +287,7 @@ func unknownCommand(name string) error {
 	var prefixed []string
 	for i, c := range commands {
 		names[i] = c.name
-		if d := editDistance(name, c.name); d < bestD {
+		if d := config.EditDistance(name, c.name); d < bestD {
 			best, bestD = c.name, d
 		}
 		if name != "" && strings.HasPrefix(c.name, name) {
@@ -301,27 +302,6 @@ func unknownCommand(name string) error {
 		msg += fmt.Sprintf(": did you mean %q?", best)
 	}
 	return &exitError{code: 2, msg: msg + "\ncommands: " + strings.Join(names, ", ") + "\n(see s3mountctl --help)"}
-}
-
-// editDistance is the Levenshtein distance of a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func (a *App) client() *client.Client { return a.NewClient(a.socket) }

@@ -121,9 +121,10 @@ func ReadRecord(path string) (Record, error) {
 	return r, nil
 }
 
-// writeFileAtomic writes data to path with mode via a temporary file and a
-// rename, so a reader never sees half a file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+// WriteFileAtomic writes data to path with mode via a temporary file, an
+// fsync and a rename, so a reader never sees half a file (the directory is
+// made 0700 if missing). The agent's own state files use it too.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}

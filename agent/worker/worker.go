@@ -258,7 +258,7 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 		MountPoint: w.spec.MountPoint, Socket: sock, Executable: exe, Version: w.version, StartedAt: time.Now().UTC()}
 	recPath := RecordPath(w.stateDir, w.spec.ID)
 	b, _ := json.MarshalIndent(rec, "", "  ")
-	if err := writeFileAtomic(recPath, b, 0o600); err != nil {
+	if err := WriteFileAtomic(recPath, b, 0o600); err != nil {
 		w.log.Error("writing the worker record failed", "path", recPath, "err", err)
 		ln.Close()
 		os.Remove(sock)
@@ -310,7 +310,7 @@ func (w *server) run(backends map[string]mounts.Backend) int {
 			if ref := id.Ref(); ref.ID != 0 {
 				rec.Mount = &ref
 				b, _ := json.MarshalIndent(rec, "", "  ")
-				if err := writeFileAtomic(recPath, b, 0o600); err != nil {
+				if err := WriteFileAtomic(recPath, b, 0o600); err != nil {
 					w.log.Warn("recording the mount id failed", "path", recPath, "err", err)
 				}
 			}
