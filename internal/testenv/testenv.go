@@ -150,7 +150,7 @@ func (m *MinIO) start(bin string) error {
 	// machine; a MinIO that exits (port taken) ends the wait at once.
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(m.Endpoint + "/minio/health/live")
+		resp, err := http.Get(m.Endpoint + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
