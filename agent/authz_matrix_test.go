@@ -48,6 +48,19 @@ func buildCtl(t *testing.T, dir string) string {
 	return out
 }
 
+// newSysAccounts skips unless the test runs as root with the account
+// tools, and names its users and groups PREFIX<random>-NAME.
+func newSysAccounts(t *testing.T, prefix string) *sysAccounts {
+	t.Helper()
+	testenv.RequireRoot(t)
+	for _, bin := range []string{"setpriv", "useradd", "groupadd", "userdel", "groupdel"} {
+		testenv.RequireBinary(t, bin, false)
+	}
+	rnd := make([]byte, 3)
+	rand.Read(rnd)
+	return &sysAccounts{t: t, prefix: prefix + hex.EncodeToString(rnd) + "-"}
+}
+
 type sysAccounts struct {
 	t      *testing.T
 	prefix string
@@ -87,13 +100,7 @@ func (s *sysAccounts) user(name string, groups ...string) (string, uint32) {
 type outcome string // "ok", an API error code, or "refused" (cannot connect)
 
 func TestAuthzMatrixRealUIDs(t *testing.T) {
-	testenv.RequireRoot(t)
-	for _, bin := range []string{"setpriv", "useradd", "groupadd", "userdel", "groupdel"} {
-		testenv.RequireBinary(t, bin, false)
-	}
-	rnd := make([]byte, 3)
-	rand.Read(rnd)
-	acc := &sysAccounts{t: t, prefix: "s3mt" + hex.EncodeToString(rnd) + "-"}
+	acc := newSysAccounts(t, "s3mt")
 	sockGroup := acc.group("sock")
 	ops := acc.group("ops")
 	adm := acc.group("adm")

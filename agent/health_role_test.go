@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -17,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/s3mounts/s3mounts/agent/client"
-	"github.com/s3mounts/s3mounts/internal/testenv"
 )
 
 // TestHealthSaysCallerAndRole: /v1/health tells the caller who the daemon
@@ -41,13 +38,7 @@ func TestHealthSaysCallerAndRole(t *testing.T) {
 // TestEmptyListExplainedRealUID: a plain user (no role, named by no policy)
 // who lists connectors is told why there are none, as a real other uid.
 func TestEmptyListExplainedRealUID(t *testing.T) {
-	testenv.RequireRoot(t)
-	for _, bin := range []string{"setpriv", "useradd", "groupadd", "userdel", "groupdel"} {
-		testenv.RequireBinary(t, bin, false)
-	}
-	rnd := make([]byte, 3)
-	rand.Read(rnd)
-	acc := &sysAccounts{t: t, prefix: "s3me" + hex.EncodeToString(rnd) + "-"}
+	acc := newSysAccounts(t, "s3me")
 	sockGroup := acc.group("sock")
 	plain, _ := acc.user("pl", sockGroup)
 

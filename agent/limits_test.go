@@ -9,8 +9,6 @@ package agent
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,7 +28,6 @@ import (
 
 	"github.com/s3mounts/s3mounts/agent/client"
 	"github.com/s3mounts/s3mounts/config"
-	"github.com/s3mounts/s3mounts/internal/testenv"
 )
 
 type hogReport struct {
@@ -211,13 +208,7 @@ func TestLimitsHelper(t *testing.T) {
 }
 
 func TestPerUIDLimits(t *testing.T) {
-	testenv.RequireRoot(t)
-	for _, bin := range []string{"setpriv", "useradd", "groupadd", "userdel", "groupdel"} {
-		testenv.RequireBinary(t, bin, false)
-	}
-	rnd := make([]byte, 3)
-	rand.Read(rnd)
-	acc := &sysAccounts{t: t, prefix: "s3ml" + hex.EncodeToString(rnd) + "-"}
+	acc := newSysAccounts(t, "s3ml")
 	sockGroup := acc.group("sock")
 	hog, _ := acc.user("hog", sockGroup)
 	other, _ := acc.user("oth", sockGroup)
