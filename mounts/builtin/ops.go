@@ -3,6 +3,8 @@ package builtin
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"strings"
 	"syscall"
 	"time"
@@ -290,6 +292,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	f := n.fsys
+	// Nothing is changed unless everything asked can be: refuse first.
+	if errno := n.checkOwnerMode(in); errno != 0 {
+		return errno
+	}
 	size, hasSize := in.GetSize()
 	if hasSize {
 		if f.spec.ReadOnly {
@@ -364,17 +370,11 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 			}
 		}
 	} else if f.spec.ReadOnly {
-		if _, ok := in.GetMode(); ok {
-			return syscall.EROFS
-		}
-		if _, ok := in.GetUID(); ok {
-			return syscall.EROFS
-		}
 		if _, ok := in.GetMTime(); ok {
 			return syscall.EROFS
 		}
 	}
-	// Mode, owner and times come from the connector; changes are ignored.
+	// Times: not kept yet (mtime comes from LastModified).
 	n.attrOut(&out.Attr)
 	return 0
 }
@@ -392,5 +392,37 @@ func (n *node) refreshInfo(ctx context.Context) syscall.Errno {
 		return errno
 	}
 	n.setInfo(e)
+	return 0
+}
+
+// checkOwnerMode answers the mode and owner parts of a setattr under
+// permissions = "connector": every file and directory has the connector's
+// owner, group and mode, so chmod and chown succeed only when they change
+// nothing (cp -p and tar x as root set what is already there), and fail
+// with EPERM otherwise, logged at debug with the reason. In a ro mount any
+// of them is EROFS, as the kernel answers for a ro filesystem.
+func (n *node) checkOwnerMode(in *fuse.SetAttrIn) syscall.Errno {
+	f := n.fsys
+	perm := uint32(f.spec.FileMode.Perm())
+	if n.dir {
+		perm = uint32(f.spec.DirMode.Perm())
+	}
+	refuse := func(what string, asked, have uint32, format string) syscall.Errno {
+		if f.spec.ReadOnly {
+			return syscall.EROFS
+		}
+		slog.Debug("refusing "+what+`: permissions = "connector" gives every file the connector's owner, group and modes, and S3 keeps no other`,
+			"path", n.rel(), "asked", fmt.Sprintf(format, asked), "connector", fmt.Sprintf(format, have))
+		return syscall.EPERM
+	}
+	if m, ok := in.GetMode(); ok && m&07777 != perm {
+		return refuse("chmod", m&07777, perm, "%04o")
+	}
+	if uid, ok := in.GetUID(); ok && uid != f.spec.UID {
+		return refuse("chown", uid, f.spec.UID, "uid %d")
+	}
+	if gid, ok := in.GetGID(); ok && gid != f.spec.GID {
+		return refuse("chgrp", gid, f.spec.GID, "gid %d")
+	}
 	return 0
 }
