@@ -13,6 +13,9 @@ type entry struct {
 	size  int64
 	mtime int64 // unix nanoseconds
 	etag  string
+	// headed: the entry comes from a HEAD (or our own upload), so its
+	// mtime is the stored one; a listing carries only LastModified.
+	headed bool
 }
 
 func (e entry) time() time.Time {

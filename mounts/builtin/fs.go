@@ -100,12 +100,14 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 	if rel == "" {
 		return entry{dir: true}, 0
 	}
-	if e, exists, found := f.meta.lookup(rel); found {
+	if e, exists, found := f.meta.lookup(rel); found && (!exists || e.dir || e.headed) {
 		if !exists {
 			return entry{}, syscall.ENOENT
 		}
 		return e, 0
 	}
+	// A file known from a listing only: its stored mtime needs a HEAD
+	// (ListObjectsV2 carries no metadata), as s3fs does per entry.
 	var (
 		head     ObjInfo
 		headErr  error
@@ -142,7 +144,7 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 		}
 		return entry{}, errno
 	}
-	e := entry{size: head.Size, mtime: head.MTime.UnixNano(), etag: head.ETag}
+	e := entryOf(head)
 	f.meta.put(rel, e)
 	return e, 0
 }
@@ -199,18 +201,24 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 func (n *node) attrOut(out *fuse.Attr) {
 	n.mu.Lock()
 	e := n.info
+	var mode uint32
 	if n.ws != nil {
 		e.size = n.ws.size
 		e.mtime = n.ws.mtime
+		mode = n.ws.mode
 	}
 	n.mu.Unlock()
 	e.dir = n.dir
 	n.fsys.fill(out, e)
+	if mode != 0 {
+		out.Mode = out.Mode&^07777 | mode
+	}
 }
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.mu.Lock()
-	fresh := n.ws != nil || n.dir || time.Now().Before(n.infoExp)
+	// A file known from a listing only is HEADed once for its stored mtime.
+	fresh := n.ws != nil || n.dir || (n.info.headed && time.Now().Before(n.infoExp))
 	n.mu.Unlock()
 	if !fresh {
 		rel := n.rel()

@@ -3,6 +3,7 @@ package builtin
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -43,7 +44,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, stagingErrno(err)
 	}
 	now := time.Now().UnixNano()
-	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now, st: f.newStream(f.key(rel), tmp)}
+	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now, created: true, st: f.newStream(f.key(rel), tmp)}
 	ch := n.newChild(ctx, name, entry{mtime: now})
 	cn := ch.Operations().(*node)
 	cn.mu.Lock()
@@ -88,7 +89,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	} else if errno != syscall.ENOENT {
 		return nil, errno
 	}
-	if _, err := f.cl.Put(ctx, f.dirKey(rel), bytes.NewReader(nil), 0); err != nil {
+	if _, err := f.cl.Put(ctx, f.dirKey(rel), bytes.NewReader(nil), 0, nil); err != nil {
 		return nil, toErrno(err)
 	}
 	f.meta.changed(rel)
@@ -275,7 +276,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	if !hasMarker {
 		// Keep the (maybe empty) directory visible under its new name.
-		if _, err := f.cl.Put(ctx, dp, bytes.NewReader(nil), 0); err != nil {
+		if _, err := f.cl.Put(ctx, dp, bytes.NewReader(nil), 0, nil); err != nil {
 			return toErrno(err)
 		}
 	}
@@ -358,7 +359,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 			}
 			return errno
 		}
-		ws.size, ws.dirty, ws.mtime, ws.pubErr = int64(size), true, time.Now().UnixNano(), 0
+		ws.size, ws.dirty, ws.mtime, ws.mtimeSet, ws.pubErr = int64(size), true, time.Now().UnixNano(), false, 0
 		n.mu.Unlock()
 		if own && !fresh {
 			n.releaseWS()
@@ -369,13 +370,71 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 				return errno
 			}
 		}
-	} else if f.spec.ReadOnly {
-		if _, ok := in.GetMTime(); ok {
-			return syscall.EROFS
+	}
+	if mt, ok := in.GetMTime(); ok && !(hasSize && in.Valid&fuse.FATTR_MTIME_NOW != 0) {
+		// (A truncate's own "mtime = now" is done by the truncate.)
+		if errno := n.setMTime(ctx, fh, mt, in.Valid&fuse.FATTR_MTIME_NOW != 0); errno != 0 {
+			return errno
 		}
 	}
-	// Times: not kept yet (mtime comes from LastModified).
 	n.attrOut(&out.Attr)
+	return 0
+}
+
+// setMTime stores a file's mtime (utimensat, touch, cp -p): on a file open
+// for writing here it rides with the upload; on a closed file it is a
+// metadata-only copy (x-amz-meta-mtime), keeping the other metadata.
+// now: "set to the current time" (touch), which needs no stored value on an
+// upload (LastModified is the time).
+func (n *node) setMTime(ctx context.Context, fh fs.FileHandle, t time.Time, now bool) syscall.Errno {
+	f := n.fsys
+	if f.spec.ReadOnly {
+		return syscall.EROFS
+	}
+	if n.dir {
+		slog.Debug("refusing to set a directory's times: directory times are not kept (a directory is a key prefix)", "path", n.rel())
+		return syscall.EPERM
+	}
+	ns := t.UnixNano()
+	n.mu.Lock()
+	if ws := n.ws; ws != nil && (ws.dirty || ws.failed != 0) {
+		// Rides with the upload that the writer's close makes.
+		ws.mtime, ws.mtimeSet = ns, !now
+		n.mu.Unlock()
+		return 0
+	}
+	n.mu.Unlock()
+	if errno := n.sync(ctx); errno != 0 {
+		return errno
+	}
+	rel := n.rel()
+	head, err := f.cl.Head(ctx, f.key(rel))
+	if err != nil {
+		return toErrno(err)
+	}
+	meta := make(map[string]string, len(head.Meta)+1)
+	for k, v := range head.Meta {
+		meta[k] = v
+	}
+	meta[metaMTime] = formatMTime(ns)
+	info, err := f.cl.SetMeta(ctx, head, meta)
+	if err != nil {
+		if errors.Is(err, errMetaTooBig) {
+			slog.Debug("refusing to set the mtime of an object over 5 GiB: S3 can change metadata only by copying the object", "path", rel)
+			return syscall.EFBIG
+		}
+		return toErrno(err)
+	}
+	e := entryOf(info)
+	e.size = head.Size
+	n.mu.Lock()
+	if n.ws != nil {
+		n.ws.mtime = ns
+	}
+	n.mu.Unlock()
+	n.setInfo(e)
+	f.meta.changed(rel)
+	f.meta.put(rel, e)
 	return 0
 }
 
@@ -416,6 +475,17 @@ func (n *node) checkOwnerMode(in *fuse.SetAttrIn) syscall.Errno {
 		return syscall.EPERM
 	}
 	if m, ok := in.GetMode(); ok && m&07777 != perm {
+		n.mu.Lock()
+		ws := n.ws
+		if ws != nil && ws.created && m&07777&^perm == 0 && !f.spec.ReadOnly {
+			// A narrower mode on a file this mount is creating (rsync's
+			// temporary file, mkstemp's 0600): shown until the last close,
+			// then the connector's mode, which S3 keeps in this model.
+			ws.mode = m & 07777
+			n.mu.Unlock()
+			return 0
+		}
+		n.mu.Unlock()
 		return refuse("chmod", m&07777, perm, "%04o")
 	}
 	if uid, ok := in.GetUID(); ok && uid != f.spec.UID {

@@ -1,10 +1,19 @@
 package builtin_test
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3mounts/s3mounts/internal/testenv"
 )
@@ -50,4 +59,143 @@ func TestNoSilentSuccessOwnerMode(t *testing.T) {
 	equal(t, "file mode unchanged", st.Mode().Perm(), os.FileMode(0o644))
 	st, _ = os.Stat(sub)
 	equal(t, "dir mode unchanged", st.Mode().Perm(), os.FileMode(0o755))
+}
+
+func mtimeOf(t *testing.T, p string) time.Time {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.ModTime()
+}
+
+// TestMTimesStoredAndRead: utimensat on a closed file, cp -p, and objects
+// written by s3fs (whole seconds) or rclone (fractions) with
+// x-amz-meta-mtime: the mount shows the stored mtime, also after a
+// remount and through a listing (ls -l).
+func TestMTimesStoredAndRead(t *testing.T) {
+	testenv.RequireFUSE(t)
+	if _, err := exec.LookPath("cp"); err != nil {
+		t.Skip("cp not found")
+	}
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "mtimes", map[string]string{"d/keep": "k"})
+	c := m.Client(t)
+	for key, v := range map[string]string{"s3fs.txt": "1000000000", "rclone.txt": "1000000000.5"} {
+		if _, err := c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("mtimes"), Key: aws.String(key),
+			Body: strings.NewReader("x"), Metadata: map[string]string{"mtime": v}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spec := m.Spec("mtimes")
+	dir, _ := mount(t, spec)
+
+	// utimensat on a closed file: a metadata-only copy.
+	a := filepath.Join(dir, "a.txt")
+	if err := os.WriteFile(a, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ta := time.Date(2020, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	if err := os.Chtimes(a, ta, ta); err != nil {
+		t.Fatalf("utimensat: %v", err)
+	}
+	equal(t, "mtime after utimensat", mtimeOf(t, a).UnixNano(), ta.UnixNano())
+	head, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("mtimes"), Key: aws.String("a.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "x-amz-meta-mtime", head.Metadata["mtime"], "1577934245.123456789")
+	b, err := os.ReadFile(a)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("content after the metadata copy: %q, %v", b, err)
+	}
+
+	// cp -p of a local file (whole seconds, as s3fs writes).
+	src := filepath.Join(t.TempDir(), "local.txt")
+	if err := os.WriteFile(src, []byte("local"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tl := time.Date(2019, 5, 6, 7, 8, 9, 0, time.UTC)
+	if err := os.Chtimes(src, tl, tl); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-p", src, filepath.Join(dir, "copied.txt")).CombinedOutput(); err != nil {
+		t.Fatalf("cp -p: %v: %s", err, out)
+	}
+	equal(t, "mtime after cp -p", mtimeOf(t, filepath.Join(dir, "copied.txt")).UnixNano(), tl.UnixNano())
+	head, err = c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("mtimes"), Key: aws.String("copied.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "x-amz-meta-mtime of cp -p", head.Metadata["mtime"], "1557126489")
+
+	// A directory's times are not kept: refused, not ignored.
+	equal(t, "utimensat of a directory", errnoOf(os.Chtimes(filepath.Join(dir, "d"), ta, ta)), syscall.EPERM)
+
+	// Through a fresh mount, by lookup and by listing.
+	dir2, _ := mount(t, spec)
+	want := map[string]int64{"a.txt": ta.UnixNano(), "copied.txt": tl.UnixNano(),
+		"s3fs.txt": time.Unix(1000000000, 0).UnixNano(), "rclone.txt": time.Unix(1000000000, 5e8).UnixNano()}
+	ents, err := os.ReadDir(dir2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, e := range ents {
+		w, ok := want[e.Name()]
+		if !ok {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, e.Name()+" mtime through a listing", info.ModTime().UnixNano(), w)
+		seen++
+	}
+	equal(t, "files listed", seen, len(want))
+	dir3, _ := mount(t, spec)
+	for name, w := range want {
+		equal(t, name+" mtime by lookup", mtimeOf(t, filepath.Join(dir3, name)).UnixNano(), w)
+	}
+}
+
+// TestRsyncTwiceTransfersNothing: rsync -a of an unchanged 50-file tree
+// into a mount transfers 0 files the second time, also through a remount.
+func TestRsyncTwiceTransfersNothing(t *testing.T) {
+	testenv.RequireFUSE(t)
+	if _, err := exec.LookPath("rsync"); err != nil {
+		t.Skip("rsync not installed (Debian: apt-get install rsync; scripts/setup.sh installs it)")
+	}
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "rsyncb", map[string]string{"tree/": ""})
+	spec := m.Spec("rsyncb")
+	src := t.TempDir()
+	for i := 0; i < 50; i++ {
+		p := filepath.Join(src, fmt.Sprintf("f%02d.bin", i))
+		if err := os.WriteFile(p, bytes.Repeat([]byte{byte(i)}, 1000+i*100), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rsync := func(dir string) string {
+		t.Helper()
+		// -O: directory times are not kept (EPERM), see docs/SEMANTICS.md.
+		out, err := exec.Command("rsync", "-a", "-O", "--stats", src+"/", filepath.Join(dir, "tree")+"/").CombinedOutput()
+		if err != nil {
+			t.Fatalf("rsync: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	dir, _ := mount(t, spec)
+	if out := rsync(dir); !strings.Contains(out, "Number of regular files transferred: 50") {
+		t.Fatalf("first rsync did not transfer 50 files:\n%s", out)
+	}
+	if out := rsync(dir); !strings.Contains(out, "Number of regular files transferred: 0") {
+		t.Fatalf("second rsync transferred files again:\n%s", out)
+	}
+	dir2, _ := mount(t, spec)
+	if out := rsync(dir2); !strings.Contains(out, "Number of regular files transferred: 0") {
+		t.Fatalf("rsync through a fresh mount transferred files again:\n%s", out)
+	}
 }
