@@ -3,6 +3,7 @@ package builtin_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3mounts/s3mounts/internal/testenv"
+	"github.com/s3mounts/s3mounts/mounts"
 )
 
 // TestNoSilentSuccessOwnerMode: under permissions = "connector" chmod and
@@ -198,4 +200,74 @@ func TestRsyncTwiceTransfersNothing(t *testing.T) {
 	if out := rsync(dir2); !strings.Contains(out, "Number of regular files transferred: 0") {
 		t.Fatalf("rsync through a fresh mount transferred files again:\n%s", out)
 	}
+}
+
+// TestMTimeInteropWithS3FS: one bucket, mtimes set through Debian's s3fs
+// are read by the built-in backend, and those set by the built-in backend
+// are read by s3fs.
+func TestMTimeInteropWithS3FS(t *testing.T) {
+	testenv.RequireFUSE(t)
+	testenv.RequireBinary(t, "s3fs", false)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "interop", map[string]string{"keep": "k"})
+
+	root := t.TempDir()
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := m.Spec("interop")
+	s.ID, s.Backend = "interop-s3fs", "s3fs"
+	s.MountPoint = filepath.Join(root, "mnt")
+	s.RuntimeDir = filepath.Join(root, "run")
+	s.CacheDir = filepath.Join(root, "cache")
+	if err := os.Mkdir(s.MountPoint, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sm, err := mounts.NewS3FS().Mount(ctx, s)
+	if err != nil {
+		t.Fatalf("s3fs mount: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := sm.Unmount(ctx); err != nil && !errors.Is(err, mounts.ErrLazyUnmount) {
+			t.Errorf("s3fs unmount: %v", err)
+		}
+		_ = mounts.Unmount(ctx, s.MountPoint)
+	})
+
+	// s3fs → built-in.
+	t1 := time.Date(2018, 3, 4, 5, 6, 7, 0, time.UTC)
+	p := filepath.Join(s.MountPoint, "by-s3fs.txt")
+	if err := os.WriteFile(p, []byte("s3fs"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, t1, t1); err != nil {
+		t.Fatalf("utimensat through s3fs: %v", err)
+	}
+	head, err := m.Client(t).HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("interop"), Key: aws.String("by-s3fs.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("s3fs 1.90 wrote x-amz-meta-mtime %q", head.Metadata["mtime"])
+	dir, _ := mount(t, m.Spec("interop"))
+	equal(t, "s3fs's mtime read by the built-in backend", mtimeOf(t, filepath.Join(dir, "by-s3fs.txt")).UnixNano(), t1.UnixNano())
+
+	// built-in → s3fs: whole seconds, and a time with a fraction.
+	t2 := time.Date(2017, 1, 2, 3, 4, 5, 0, time.UTC)
+	t3 := time.Date(2016, 7, 8, 9, 10, 11, 250000000, time.UTC)
+	for name, tm := range map[string]time.Time{"by-builtin.txt": t2, "by-builtin-frac.txt": t3} {
+		q := filepath.Join(dir, name)
+		if err := os.WriteFile(q, []byte("builtin"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(q, tm, tm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	equal(t, "built-in's mtime read by s3fs", mtimeOf(t, filepath.Join(s.MountPoint, "by-builtin.txt")).Unix(), t2.Unix())
+	got := mtimeOf(t, filepath.Join(s.MountPoint, "by-builtin-frac.txt"))
+	equal(t, "built-in's fractional mtime read by s3fs", got.UnixNano(), t3.UnixNano())
 }

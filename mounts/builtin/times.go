@@ -10,10 +10,11 @@ import (
 // File times in object metadata, in s3fs's convention: x-amz-meta-mtime
 // holds seconds since the epoch as a decimal string. s3fs 1.90 writes whole
 // seconds ("1606780800"); rclone writes fractional seconds
-// ("1606780800.123456789"), as do later s3fs versions. We write whole
-// seconds when the time has no fraction, and seconds with nine decimals
-// otherwise (so that rsync, which compares nanoseconds, sees the time it
-// set); we read both, and GeeseFS's/rclone's spellings below.
+// ("1606780800.123456789"); s3fs 1.90 reads "sec.nsec" (the part after the
+// dot as an integer of nanoseconds). We write whole seconds when the time
+// has no fraction, and seconds with exactly nine decimals otherwise (so
+// that rsync, which compares nanoseconds, sees the time it set); we read
+// both.
 const metaMTime = "mtime"
 
 // mtimeKeys are the metadata names read for a file's mtime, in order.
@@ -28,7 +29,9 @@ func formatMTime(ns int64) string {
 	if frac == 0 {
 		return strconv.FormatInt(sec, 10)
 	}
-	return strconv.FormatInt(sec, 10) + "." + strings.TrimRight(formatFrac(frac), "0")
+	// Always nine digits: s3fs reads the part after the dot as an integer
+	// number of nanoseconds (".25" would be 25 ns there).
+	return strconv.FormatInt(sec, 10) + "." + formatFrac(frac)
 }
 
 func formatFrac(frac int64) string {

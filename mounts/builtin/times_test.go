@@ -9,7 +9,7 @@ func TestMTimeFormat(t *testing.T) {
 	}{
 		{1557126489 * 1e9, "1557126489"},
 		{1577934245123456789, "1577934245.123456789"},
-		{1000000000*1e9 + 5e8, "1000000000.5"},
+		{1000000000*1e9 + 5e8, "1000000000.500000000"},
 		{1000000000*1e9 + 1, "1000000000.000000001"},
 	} {
 		if got := formatMTime(c.ns); got != c.text {
@@ -18,6 +18,9 @@ func TestMTimeFormat(t *testing.T) {
 		if got, ok := parseMTime(c.text); !ok || got != c.ns {
 			t.Errorf("parseMTime(%q) = %d, %v, want %d", c.text, got, ok, c.ns)
 		}
+	}
+	if ns, ok := parseMTime("1000000000.5"); !ok || ns != 1000000000*1e9+5e8 {
+		t.Errorf("parseMTime of a short decimal fraction: %d %v", ns, ok)
 	}
 	for _, bad := range []string{"", "x", "12x", "1.x", "99999999999999999999"} {
 		if _, ok := parseMTime(bad); ok {
