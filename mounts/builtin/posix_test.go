@@ -132,13 +132,28 @@ func TestMTimesStoredAndRead(t *testing.T) {
 	}
 	equal(t, "x-amz-meta-mtime of cp -p", head.Metadata["mtime"], "1557126489")
 
+	// tar x (as root, into the connector's owner uid 0) keeps mtimes.
+	tarball := filepath.Join(t.TempDir(), "a.tar")
+	if out, err := exec.Command("tar", "cf", tarball, "-C", filepath.Dir(src), "local.txt").CombinedOutput(); err != nil {
+		t.Fatalf("tar c: %v: %s", err, out)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "untar"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("tar", "xf", tarball, "-C", filepath.Join(dir, "untar")).CombinedOutput(); err != nil {
+		t.Fatalf("tar x: %v: %s", err, out)
+	}
+
 	// A directory's times are not kept: refused, not ignored.
 	equal(t, "utimensat of a directory", errnoOf(os.Chtimes(filepath.Join(dir, "d"), ta, ta)), syscall.EPERM)
 
 	// Through a fresh mount, by lookup and by listing.
 	dir2, _ := mount(t, spec)
 	want := map[string]int64{"a.txt": ta.UnixNano(), "copied.txt": tl.UnixNano(),
-		"s3fs.txt": time.Unix(1000000000, 0).UnixNano(), "rclone.txt": time.Unix(1000000000, 5e8).UnixNano()}
+		"s3fs.txt": time.Unix(1000000000, 0).UnixNano(), "rclone.txt": time.Unix(1000000000, 5e8).UnixNano(),
+		"untar/local.txt": tl.UnixNano()}
+	equal(t, "tar x mtime through a remount", mtimeOf(t, filepath.Join(dir2, "untar/local.txt")).UnixNano(), tl.UnixNano())
+	delete(want, "untar/local.txt")
 	ents, err := os.ReadDir(dir2)
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +172,7 @@ func TestMTimesStoredAndRead(t *testing.T) {
 		seen++
 	}
 	equal(t, "files listed", seen, len(want))
+	want["untar/local.txt"] = tl.UnixNano()
 	dir3, _ := mount(t, spec)
 	for name, w := range want {
 		equal(t, name+" mtime by lookup", mtimeOf(t, filepath.Join(dir3, name)).UnixNano(), w)
