@@ -16,6 +16,8 @@ type entry struct {
 	// headed: the entry comes from a HEAD (or our own upload), so its
 	// mtime is the stored one; a listing carries only LastModified.
 	headed bool
+	// link: a symbolic link in s3fs's format (see symlink.go).
+	link bool
 }
 
 func (e entry) time() time.Time {

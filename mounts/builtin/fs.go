@@ -38,6 +38,7 @@ type node struct {
 	fs.Inode
 	fsys *FS
 	dir  bool
+	link bool
 
 	mu       sync.Mutex
 	syncMu   sync.Mutex // serialises uploads of this file (flushes of dup'd handles)
@@ -81,6 +82,12 @@ func (f *FS) fill(out *fuse.Attr, e entry) {
 		out.Size = 4096
 		out.Nlink = 2
 		t := f.started
+		out.SetTimes(&t, &t, &t)
+	} else if e.link {
+		out.Mode = syscall.S_IFLNK | 0o777
+		out.Size = uint64(e.size)
+		out.Nlink = 1
+		t := e.time()
 		out.SetTimes(&t, &t, &t)
 	} else {
 		out.Mode = syscall.S_IFREG | uint32(f.spec.FileMode.Perm())
@@ -155,16 +162,18 @@ func (f *FS) ttl() time.Duration { return f.spec.MetadataTTL }
 // live inode of the same type.
 func (n *node) newChild(ctx context.Context, name string, e entry) *fs.Inode {
 	if ch := n.GetChild(name); ch != nil {
-		if cn, ok := ch.Operations().(*node); ok && cn.dir == e.dir {
+		if cn, ok := ch.Operations().(*node); ok && cn.dir == e.dir && cn.link == e.link {
 			cn.setInfo(e)
 			return ch
 		}
 	}
-	cn := &node{fsys: n.fsys, dir: e.dir}
+	cn := &node{fsys: n.fsys, dir: e.dir, link: e.link}
 	cn.info, cn.infoExp = e, time.Now().Add(n.fsys.ttl())
 	mode := uint32(syscall.S_IFREG)
 	if e.dir {
 		mode = syscall.S_IFDIR
+	} else if e.link {
+		mode = syscall.S_IFLNK
 	}
 	return n.NewInode(ctx, cn, fs.StableAttr{Mode: mode})
 }
@@ -208,7 +217,7 @@ func (n *node) attrOut(out *fuse.Attr) {
 		mode = n.ws.mode
 	}
 	n.mu.Unlock()
-	e.dir = n.dir
+	e.dir, e.link = n.dir, n.link
 	n.fsys.fill(out, e)
 	if mode != 0 {
 		out.Mode = out.Mode&^07777 | mode

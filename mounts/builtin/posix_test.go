@@ -218,9 +218,9 @@ func TestRsyncTwiceTransfersNothing(t *testing.T) {
 	}
 }
 
-// TestMTimeInteropWithS3FS: one bucket, mtimes set through Debian's s3fs
-// are read by the built-in backend, and those set by the built-in backend
-// are read by s3fs.
+// TestMTimeInteropWithS3FS: one bucket, mtimes and symlinks made through
+// Debian's s3fs are read by the built-in backend, and those made by the
+// built-in backend are read by s3fs.
 func TestMTimeInteropWithS3FS(t *testing.T) {
 	testenv.RequireFUSE(t)
 	testenv.RequireBinary(t, "s3fs", false)
@@ -268,8 +268,23 @@ func TestMTimeInteropWithS3FS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("s3fs 1.90 wrote x-amz-meta-mtime %q", head.Metadata["mtime"])
+	if err := os.Symlink("by-s3fs.txt", filepath.Join(s.MountPoint, "link-by-s3fs")); err != nil {
+		t.Fatalf("symlink through s3fs: %v", err)
+	}
 	dir, _ := mount(t, m.Spec("interop"))
 	equal(t, "s3fs's mtime read by the built-in backend", mtimeOf(t, filepath.Join(dir, "by-s3fs.txt")).UnixNano(), t1.UnixNano())
+	if target, err := os.Readlink(filepath.Join(dir, "link-by-s3fs")); err != nil || target != "by-s3fs.txt" {
+		t.Fatalf("s3fs's symlink read by the built-in backend: %q, %v", target, err)
+	}
+	if err := os.Symlink("by-s3fs.txt", filepath.Join(dir, "link-by-builtin")); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(filepath.Join(s.MountPoint, "link-by-builtin")); err != nil || target != "by-s3fs.txt" {
+		t.Fatalf("built-in's symlink read by s3fs: %q, %v", target, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.MountPoint, "link-by-builtin")); err != nil || string(b) != "s3fs" {
+		t.Fatalf("s3fs reading through the built-in's symlink: %q, %v", b, err)
+	}
 
 	// built-in → s3fs: whole seconds, and a time with a fraction.
 	t2 := time.Date(2017, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -286,4 +301,73 @@ func TestMTimeInteropWithS3FS(t *testing.T) {
 	equal(t, "built-in's mtime read by s3fs", mtimeOf(t, filepath.Join(s.MountPoint, "by-builtin.txt")).Unix(), t2.Unix())
 	got := mtimeOf(t, filepath.Join(s.MountPoint, "by-builtin-frac.txt"))
 	equal(t, "built-in's fractional mtime read by s3fs", got.UnixNano(), t3.UnixNano())
+}
+
+// TestSymlinks: ln -s through a real mount stores s3fs's format (body =
+// target, x-amz-meta-mode with S_IFLNK); readlink, lstat, a link to a
+// directory, and all of it again through a fresh mount.
+func TestSymlinks(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "links", map[string]string{"d/f.txt": "in d", "a.txt": "aaa"})
+	spec := m.Spec("links")
+	dir, _ := mount(t, spec)
+	if err := os.Symlink("a.txt", filepath.Join(dir, "la")); err != nil {
+		t.Fatalf("symlink: %v", err)
+	}
+	if err := os.Symlink("d", filepath.Join(dir, "ld")); err != nil {
+		t.Fatalf("symlink to a directory: %v", err)
+	}
+	equal(t, "symlink over an existing name", errnoOf(os.Symlink("x", filepath.Join(dir, "a.txt"))), syscall.EEXIST)
+	head, err := m.Client(t).HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("links"), Key: aws.String("la")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "x-amz-meta-mode", head.Metadata["mode"], "41471")
+	body, err := getObject(t, m.Client(t), "links", "la")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "body is the target", body, "a.txt")
+
+	for i, d := range []string{dir, func() string { d, _ := mount(t, spec); return d }()} {
+		target, err := os.Readlink(filepath.Join(d, "la"))
+		if err != nil {
+			t.Fatalf("mount %d: readlink: %v", i, err)
+		}
+		equal(t, "readlink", target, "a.txt")
+		st, err := os.Lstat(filepath.Join(d, "la"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "lstat is a link", st.Mode()&os.ModeSymlink != 0, true)
+		equal(t, "lstat size", st.Size(), int64(len("a.txt")))
+		b, err := os.ReadFile(filepath.Join(d, "la"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "read through the link", string(b), "aaa")
+		equal(t, "listing through a link to a directory", strings.Join(readDir(t, filepath.Join(d, "ld")), ","), "f.txt")
+		b, err = os.ReadFile(filepath.Join(d, "ld", "f.txt"))
+		if err != nil || string(b) != "in d" {
+			t.Fatalf("read under a link to a directory: %q %v", b, err)
+		}
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		links := 0
+		for _, e := range ents {
+			if info, err := e.Info(); err == nil && info.Mode()&os.ModeSymlink != 0 {
+				links++
+			}
+		}
+		equal(t, "links seen through a listing", links, 2)
+	}
+	if err := os.Remove(filepath.Join(dir, "la")); err != nil {
+		t.Fatalf("unlink a link: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.txt")); err != nil {
+		t.Fatalf("unlinking the link removed its target: %v", err)
+	}
 }

@@ -91,6 +91,7 @@ func entryOf(info ObjInfo) entry {
 	if ns, ok := metaMTimeOf(info.Meta); ok {
 		e.mtime = ns
 	}
+	e.link = isLinkMeta(info.Meta)
 	return e
 }
 
