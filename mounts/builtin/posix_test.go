@@ -132,6 +132,25 @@ func TestMTimesStoredAndRead(t *testing.T) {
 	}
 	equal(t, "x-amz-meta-mtime of cp -p", head.Metadata["mtime"], "1557126489")
 
+	// cp -p of a file big enough to stream as a multipart upload while
+	// written: the times set after the last write reach the object too.
+	bigSrc := filepath.Join(t.TempDir(), "big.bin")
+	if err := os.WriteFile(bigSrc, bytes.Repeat([]byte("0123456789abcdef"), 3<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(bigSrc, ta, ta); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-p", bigSrc, filepath.Join(dir, "big.bin")).CombinedOutput(); err != nil {
+		t.Fatalf("cp -p of a streamed file: %v: %s", err, out)
+	}
+	head, err = c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("mtimes"), Key: aws.String("big.bin")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "x-amz-meta-mtime of a streamed cp -p", head.Metadata["mtime"], "1577934245.123456789")
+	equal(t, "size of a streamed cp -p", aws.ToInt64(head.ContentLength), int64(48<<20))
+
 	// tar x (as root, into the connector's owner uid 0) keeps mtimes.
 	tarball := filepath.Join(t.TempDir(), "a.tar")
 	if out, err := exec.Command("tar", "cf", tarball, "-C", filepath.Dir(src), "local.txt").CombinedOutput(); err != nil {
@@ -151,7 +170,7 @@ func TestMTimesStoredAndRead(t *testing.T) {
 	dir2, _ := mount(t, spec)
 	want := map[string]int64{"a.txt": ta.UnixNano(), "copied.txt": tl.UnixNano(),
 		"s3fs.txt": time.Unix(1000000000, 0).UnixNano(), "rclone.txt": time.Unix(1000000000, 5e8).UnixNano(),
-		"untar/local.txt": tl.UnixNano()}
+		"untar/local.txt": tl.UnixNano(), "big.bin": ta.UnixNano()}
 	equal(t, "tar x mtime through a remount", mtimeOf(t, filepath.Join(dir2, "untar/local.txt")).UnixNano(), tl.UnixNano())
 	delete(want, "untar/local.txt")
 	ents, err := os.ReadDir(dir2)
