@@ -18,6 +18,9 @@ type entry struct {
 	headed bool
 	// link: a symbolic link in s3fs's format (see symlink.go).
 	link bool
+	// meta: the object's user metadata from a HEAD (nil when none), kept
+	// across a rewrite (s3fs's mode/uid/gid, xattrs).
+	meta map[string]string
 }
 
 func (e entry) time() time.Time {

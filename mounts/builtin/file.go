@@ -550,7 +550,7 @@ func (f *FS) streamParts(ctx context.Context, st *streamUpload) {
 // finishStream completes a streamed upload of size bytes (or, when no part
 // was sent yet, PUTs the buffered bytes); ok=false means the caller must
 // upload the staged file whole instead, after st.breakOff().
-func (f *FS) finishStream(ctx context.Context, st *streamUpload, size int64, meta map[string]string) (ObjInfo, bool, error) {
+func (f *FS) finishStream(ctx context.Context, st *streamUpload, size int64, meta map[string]string, explicit bool) (ObjInfo, bool, error) {
 	st.mu.Lock()
 	st.finishing = true // no more hand-offs: the rest goes as the tail
 	st.mu.Unlock()
@@ -599,9 +599,17 @@ func (f *FS) finishStream(ctx context.Context, st *streamUpload, size int64, met
 		// The upload was created before the times were set (cp -p sets
 		// them after the last write): store them with a metadata copy.
 		info.Key = st.key
-		if info, err = f.cl.SetMeta(ctx, info, meta); err != nil {
+		set, err := f.cl.SetMeta(ctx, info, meta)
+		if errors.Is(err, errMetaTooBig) && !explicit {
+			// Only metadata carried over from the old version: the
+			// new content is published, its old metadata is not.
+			slog.Warn("the old version's metadata (x-amz-meta-*) is not kept: the new version is over 5 GiB, S3 would copy all of it", "key", st.key)
+			return info, true, nil
+		}
+		if err != nil {
 			return ObjInfo{}, true, err
 		}
+		info = set
 	}
 	return info, true, nil
 }
@@ -720,11 +728,12 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 	size := ws.size
 	ws.dirty = false
 	st := ws.st
-	var meta map[string]string
 	mtime := time.Now().UnixNano()
 	if ws.mtimeSet {
-		meta, mtime = mtimeMeta(ws.mtime), ws.mtime
+		mtime = ws.mtime
 	}
+	meta := uploadMeta(n.info.meta, ws.mtimeSet, ws.mtime)
+	explicit := ws.mtimeSet
 	// A flush before any part was sent (e.g. of the just-created, still
 	// empty file, which reaches us before dd of=… writes) PUTs the
 	// buffered bytes and keeps the stream going; otherwise a stream is used
@@ -745,7 +754,7 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 			staging = st.breakOff()
 		}
 	} else if st != nil {
-		info, done, err = n.fsys.finishStream(ctx, st, size, meta)
+		info, done, err = n.fsys.finishStream(ctx, st, size, meta, explicit)
 		// The staging file must hold everything: for the whole upload
 		// below, and for reads and writes after this flush.
 		staging = st.breakOff()
@@ -773,7 +782,7 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 		return ws.pubErr
 	}
 	ws.pubErr = 0
-	n.info = entry{size: size, mtime: mtime, etag: info.ETag, headed: true}
+	n.info = entry{size: size, mtime: mtime, etag: info.ETag, headed: true, meta: meta}
 	n.infoExp = time.Now().Add(n.fsys.ttl())
 	n.cachedAs = ""
 	n.fsys.meta.changed(rel)

@@ -390,3 +390,35 @@ func TestSymlinks(t *testing.T) {
 		t.Fatalf("unlinking the link removed its target: %v", err)
 	}
 }
+
+// TestRewriteKeepsOtherMetadata: rewriting an object written by s3fs
+// keeps its x-amz-meta-mode/uid/gid (so s3fs still shows them) and drops
+// its stored mtime (the new version's time is its upload).
+func TestRewriteKeepsOtherMetadata(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "keepmeta", nil)
+	c := m.Client(t)
+	old := map[string]string{"mode": "33261", "uid": "1000", "gid": "1000", "mtime": "1000000000"}
+	if _, err := c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("keepmeta"), Key: aws.String("s.sh"),
+		Body: strings.NewReader("#!/bin/sh\n"), Metadata: old}); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := mount(t, m.Spec("keepmeta"))
+	p := filepath.Join(dir, "s.sh")
+	equal(t, "stored mtime shown", mtimeOf(t, p).Unix(), int64(1000000000))
+	if err := os.WriteFile(p, []byte("#!/bin/sh\necho new\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	head, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("keepmeta"), Key: aws.String("s.sh")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"mode", "uid", "gid"} {
+		equal(t, "kept x-amz-meta-"+k, head.Metadata[k], old[k])
+	}
+	equal(t, "old x-amz-meta-mtime dropped", head.Metadata["mtime"], "")
+	if d := time.Since(mtimeOf(t, p)); d < -time.Minute || d > 5*time.Minute {
+		t.Fatalf("mtime after a rewrite is %v, not the time of the upload", mtimeOf(t, p))
+	}
+}

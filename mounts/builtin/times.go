@@ -92,7 +92,43 @@ func entryOf(info ObjInfo) entry {
 		e.mtime = ns
 	}
 	e.link = isLinkMeta(info.Meta)
+	if len(info.Meta) > 0 {
+		e.meta = info.Meta
+	}
 	return e
+}
+
+// uploadMeta is the metadata of a new version of an object that had old:
+// its other user metadata (s3fs's mode/uid/gid, xattrs written by other
+// tools) is kept; its stored mtime is dropped (the upload's LastModified
+// is the new mtime) unless one was set with utimensat (set).
+func uploadMeta(old map[string]string, set bool, ns int64) map[string]string {
+	var out map[string]string
+	for k, v := range old {
+		if isMTimeKey(k) {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(old)+1)
+		}
+		out[k] = v
+	}
+	if set {
+		if out == nil {
+			out = make(map[string]string, 1)
+		}
+		out[metaMTime] = formatMTime(ns)
+	}
+	return out
+}
+
+func isMTimeKey(k string) bool {
+	for _, mk := range mtimeKeys {
+		if strings.EqualFold(k, mk) {
+			return true
+		}
+	}
+	return false
 }
 
 // mtimeMeta is the metadata that stores mtime ns.
