@@ -56,7 +56,7 @@ fi
 
 # 2. Debian packages (their versions suffice for these).
 need_apt=()
-for pkg in fuse3 s3fs util-linux procps curl systemd debootstrap systemd-container lintian python3-yaml; do
+for pkg in fuse3 s3fs util-linux procps curl systemd debootstrap systemd-container lintian python3-yaml rsync; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "$what" = all ]; then

@@ -13,6 +13,14 @@ type entry struct {
 	size  int64
 	mtime int64 // unix nanoseconds
 	etag  string
+	// headed: the entry comes from a HEAD (or our own upload), so its
+	// mtime is the stored one; a listing carries only LastModified.
+	headed bool
+	// link: a symbolic link in s3fs's format (see symlink.go).
+	link bool
+	// meta: the object's user metadata from a HEAD (nil when none), kept
+	// across a rewrite (s3fs's mode/uid/gid, xattrs).
+	meta map[string]string
 }
 
 func (e entry) time() time.Time {

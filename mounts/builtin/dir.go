@@ -157,6 +157,13 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if d.last.name != name {
 		return d.n.Lookup(ctx, name, out)
 	}
+	if !d.last.entry.dir && !d.last.entry.headed {
+		// A listing carries no stored mtime (x-amz-meta-mtime): a plain
+		// entry, so that a program that stats the file makes the kernel
+		// look it up (one HEAD, as s3fs makes per entry); readdir alone
+		// (ls -f, find) costs none.
+		return nil, syscall.ENOENT
+	}
 	ch := d.n.newChild(ctx, name, d.last.entry)
 	ch.Operations().(*node).attrOut(&out.Attr)
 	return ch, 0

@@ -118,6 +118,9 @@ func toErrno(err error) syscall.Errno {
 	if errors.Is(err, errReadOnly) {
 		return syscall.EROFS
 	}
+	if errors.Is(err, errMetaTooBig) {
+		return syscall.EFBIG
+	}
 	if errors.Is(err, errNoProgress) || errors.Is(err, errChanged) {
 		return syscall.EIO
 	}

@@ -134,18 +134,18 @@ func (e *netErr) Unwrap() error   { return e.err }
 func (e *netErr) Timeout() bool   { return false }
 func (e *netErr) Temporary() bool { return false }
 
-func (f *FaultClient) Put(ctx context.Context, key string, body io.ReadSeeker, size int64) (ObjInfo, error) {
+func (f *FaultClient) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (ObjInfo, error) {
 	if err := f.fault("Put", key); err != nil {
 		return ObjInfo{}, err
 	}
-	return f.ObjectClient.Put(ctx, key, body, size)
+	return f.ObjectClient.Put(ctx, key, body, size, meta)
 }
 
-func (f *FaultClient) CreateMultipart(ctx context.Context, key string) (string, error) {
+func (f *FaultClient) CreateMultipart(ctx context.Context, key string, meta map[string]string) (string, error) {
 	if err := f.fault("CreateMultipart", key); err != nil {
 		return "", err
 	}
-	return f.ObjectClient.CreateMultipart(ctx, key)
+	return f.ObjectClient.CreateMultipart(ctx, key, meta)
 }
 
 func (f *FaultClient) UploadPart(ctx context.Context, key, id string, num int32, body io.ReadSeeker, size int64) (string, error) {
@@ -167,6 +167,13 @@ func (f *FaultClient) Copy(ctx context.Context, src, dst string, size int64) err
 		return err
 	}
 	return f.ObjectClient.Copy(ctx, src, dst, size)
+}
+
+func (f *FaultClient) SetMeta(ctx context.Context, cur ObjInfo, meta map[string]string) (ObjInfo, error) {
+	if err := f.fault("SetMeta", cur.Key); err != nil {
+		return ObjInfo{}, err
+	}
+	return f.ObjectClient.SetMeta(ctx, cur, meta)
 }
 
 func (f *FaultClient) Delete(ctx context.Context, key string) error {

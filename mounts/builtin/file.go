@@ -25,9 +25,18 @@ import (
 // all its write handles. It lives in a 0600 file under CacheDir and goes to
 // S3 on flush/fsync: one PUT, or a parallel multipart upload.
 type writeState struct {
-	f        *stagedFile
-	size     int64
-	mtime    int64
+	f     *stagedFile
+	size  int64
+	mtime int64
+	// mtimeSet: mtime was set by utimensat after the last write; the
+	// upload stores it (x-amz-meta-mtime). Otherwise the upload's
+	// LastModified is the mtime.
+	mtimeSet bool
+	// created: the file was created through this mount by this writer;
+	// mode is a narrower mode set on it with chmod (rsync's and
+	// mkstemp's private temporary files), shown until the last close.
+	created  bool
+	mode     uint32
 	dirty    bool
 	refs     int
 	unlinked bool
@@ -187,7 +196,7 @@ func (n *node) acquireWS(ctx context.Context, trunc bool) (ws *writeState, fresh
 			if err := n.ws.f.Truncate(0); err != nil {
 				return nil, false, n.ws.fail(err)
 			}
-			n.ws.size, n.ws.dirty, n.ws.mtime = 0, true, time.Now().UnixNano()
+			n.ws.size, n.ws.dirty, n.ws.mtime, n.ws.mtimeSet = 0, true, time.Now().UnixNano(), false
 		}
 		n.ws.refs++
 		return n.ws, false, 0
@@ -324,6 +333,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 		ws.size += int64(len(data))
 		ws.dirty = true
 		ws.mtime = time.Now().UnixNano()
+		ws.mtimeSet = false
 		h.n.mu.Unlock()
 		h.n.fsys.streamParts(ctx, st)
 		return uint32(len(data)), 0
@@ -342,6 +352,7 @@ func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32,
 	ws.size = max(ws.size, off+int64(n))
 	ws.dirty = true
 	ws.mtime = time.Now().UnixNano()
+	ws.mtimeSet = false
 	return uint32(n), 0
 }
 
@@ -467,7 +478,7 @@ func (f *FS) streamParts(ctx context.Context, st *streamUpload) {
 			return
 		}
 		if st.id == "" {
-			id, err := f.cl.CreateMultipart(ctx, st.key)
+			id, err := f.cl.CreateMultipart(ctx, st.key, nil)
 			if err != nil {
 				st.err = err
 				st.mu.Unlock()
@@ -539,7 +550,7 @@ func (f *FS) streamParts(ctx context.Context, st *streamUpload) {
 // finishStream completes a streamed upload of size bytes (or, when no part
 // was sent yet, PUTs the buffered bytes); ok=false means the caller must
 // upload the staged file whole instead, after st.breakOff().
-func (f *FS) finishStream(ctx context.Context, st *streamUpload, size int64) (ObjInfo, bool, error) {
+func (f *FS) finishStream(ctx context.Context, st *streamUpload, size int64, meta map[string]string, explicit bool) (ObjInfo, bool, error) {
 	st.mu.Lock()
 	st.finishing = true // no more hand-offs: the rest goes as the tail
 	st.mu.Unlock()
@@ -563,7 +574,7 @@ func (f *FS) finishStream(ctx context.Context, st *streamUpload, size int64) (Ob
 		if size > putMax {
 			return ObjInfo{}, false, nil
 		}
-		info, err := f.cl.Put(ctx, st.key, bytes.NewReader(st.buf), size)
+		info, err := f.cl.Put(ctx, st.key, bytes.NewReader(st.buf), size, meta)
 		return info, true, err
 	}
 	if st.err != nil {
@@ -586,6 +597,22 @@ func (f *FS) finishStream(ctx context.Context, st *streamUpload, size int64) (Ob
 		return ObjInfo{}, true, err
 	}
 	info.Size = size
+	if meta != nil {
+		// The upload was created before the times were set (cp -p sets
+		// them after the last write): store them with a metadata copy.
+		info.Key = st.key
+		set, err := f.cl.SetMeta(ctx, info, meta)
+		if errors.Is(err, errMetaTooBig) && !explicit {
+			// Only metadata carried over from the old version: the
+			// new content is published, its old metadata is not.
+			slog.Warn("the old version's metadata (x-amz-meta-*) is not kept: the new version is over 5 GiB, S3 would copy all of it", "key", st.key)
+			return info, true, nil
+		}
+		if err != nil {
+			return ObjInfo{}, true, err
+		}
+		info = set
+	}
 	return info, true, nil
 }
 
@@ -605,14 +632,14 @@ func (st *streamUpload) unsent(size int64) bool {
 // that the buffer is not handed off meanwhile (appends wait).
 // ok=false: it could not (the caller uploads the staged file after
 // st.breakOff()).
-func (f *FS) putUnsent(ctx context.Context, st *streamUpload, size int64) (ObjInfo, bool, error) {
+func (f *FS) putUnsent(ctx context.Context, st *streamUpload, size int64, meta map[string]string) (ObjInfo, bool, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.id != "" || st.broken || st.sent != 0 || int64(len(st.buf)) < size {
 		// A concurrent writer handed the bytes off meanwhile.
 		return ObjInfo{}, false, nil
 	}
-	info, err := f.cl.Put(ctx, st.key, bytes.NewReader(st.buf[:size]), size)
+	info, err := f.cl.Put(ctx, st.key, bytes.NewReader(st.buf[:size]), size, meta)
 	return info, true, err
 }
 
@@ -703,6 +730,12 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 	size := ws.size
 	ws.dirty = false
 	st := ws.st
+	mtime := time.Now().UnixNano()
+	if ws.mtimeSet {
+		mtime = ws.mtime
+	}
+	meta := uploadMeta(n.info.meta, ws.mtimeSet, ws.mtime)
+	explicit := ws.mtimeSet
 	// A flush before any part was sent (e.g. of the just-created, still
 	// empty file, which reaches us before dd of=… writes) PUTs the
 	// buffered bytes and keeps the stream going; otherwise a stream is used
@@ -718,18 +751,18 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 	done := false
 	var staging error // the staging file misses bytes
 	if small {
-		info, done, err = n.fsys.putUnsent(ctx, st, size)
+		info, done, err = n.fsys.putUnsent(ctx, st, size, meta)
 		if !done {
 			staging = st.breakOff()
 		}
 	} else if st != nil {
-		info, done, err = n.fsys.finishStream(ctx, st, size)
+		info, done, err = n.fsys.finishStream(ctx, st, size, meta, explicit)
 		// The staging file must hold everything: for the whole upload
 		// below, and for reads and writes after this flush.
 		staging = st.breakOff()
 	}
 	if !done && staging == nil {
-		info, err = n.fsys.upload(ctx, n.fsys.key(rel), ws.f, size)
+		info, err = n.fsys.upload(ctx, n.fsys.key(rel), ws.f, size, meta)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -751,7 +784,7 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 		return ws.pubErr
 	}
 	ws.pubErr = 0
-	n.info = entry{size: size, mtime: time.Now().UnixNano(), etag: info.ETag}
+	n.info = entry{size: size, mtime: mtime, etag: info.ETag, headed: true, meta: meta}
 	n.infoExp = time.Now().Add(n.fsys.ttl())
 	n.cachedAs = ""
 	n.fsys.meta.changed(rel)
@@ -768,15 +801,15 @@ const (
 // upload writes size bytes of r to key: one PUT for small objects, else a
 // parallel multipart upload that is aborted on failure, so that no partial
 // object is ever visible.
-func (f *FS) upload(ctx context.Context, key string, r io.ReaderAt, size int64) (ObjInfo, error) {
+func (f *FS) upload(ctx context.Context, key string, r io.ReaderAt, size int64, meta map[string]string) (ObjInfo, error) {
 	if size <= putMax {
-		return f.cl.Put(ctx, key, io.NewSectionReader(r, 0, size), size)
+		return f.cl.Put(ctx, key, io.NewSectionReader(r, 0, size), size, meta)
 	}
 	ps := int64(minPart)
 	for size/ps >= 10000 {
 		ps *= 2
 	}
-	id, err := f.cl.CreateMultipart(ctx, key)
+	id, err := f.cl.CreateMultipart(ctx, key, meta)
 	if err != nil {
 		return ObjInfo{}, err
 	}

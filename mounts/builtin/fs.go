@@ -38,6 +38,7 @@ type node struct {
 	fs.Inode
 	fsys *FS
 	dir  bool
+	link bool
 
 	mu       sync.Mutex
 	syncMu   sync.Mutex // serialises uploads of this file (flushes of dup'd handles)
@@ -82,6 +83,12 @@ func (f *FS) fill(out *fuse.Attr, e entry) {
 		out.Nlink = 2
 		t := f.started
 		out.SetTimes(&t, &t, &t)
+	} else if e.link {
+		out.Mode = syscall.S_IFLNK | 0o777
+		out.Size = uint64(e.size)
+		out.Nlink = 1
+		t := e.time()
+		out.SetTimes(&t, &t, &t)
 	} else {
 		out.Mode = syscall.S_IFREG | uint32(f.spec.FileMode.Perm())
 		out.Size = uint64(e.size)
@@ -100,12 +107,14 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 	if rel == "" {
 		return entry{dir: true}, 0
 	}
-	if e, exists, found := f.meta.lookup(rel); found {
+	if e, exists, found := f.meta.lookup(rel); found && (!exists || e.dir || e.headed) {
 		if !exists {
 			return entry{}, syscall.ENOENT
 		}
 		return e, 0
 	}
+	// A file known from a listing only: its stored mtime needs a HEAD
+	// (ListObjectsV2 carries no metadata), as s3fs does per entry.
 	var (
 		head     ObjInfo
 		headErr  error
@@ -142,7 +151,7 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 		}
 		return entry{}, errno
 	}
-	e := entry{size: head.Size, mtime: head.MTime.UnixNano(), etag: head.ETag}
+	e := entryOf(head)
 	f.meta.put(rel, e)
 	return e, 0
 }
@@ -153,16 +162,18 @@ func (f *FS) ttl() time.Duration { return f.spec.MetadataTTL }
 // live inode of the same type.
 func (n *node) newChild(ctx context.Context, name string, e entry) *fs.Inode {
 	if ch := n.GetChild(name); ch != nil {
-		if cn, ok := ch.Operations().(*node); ok && cn.dir == e.dir {
+		if cn, ok := ch.Operations().(*node); ok && cn.dir == e.dir && cn.link == e.link {
 			cn.setInfo(e)
 			return ch
 		}
 	}
-	cn := &node{fsys: n.fsys, dir: e.dir}
+	cn := &node{fsys: n.fsys, dir: e.dir, link: e.link}
 	cn.info, cn.infoExp = e, time.Now().Add(n.fsys.ttl())
 	mode := uint32(syscall.S_IFREG)
 	if e.dir {
 		mode = syscall.S_IFDIR
+	} else if e.link {
+		mode = syscall.S_IFLNK
 	}
 	return n.NewInode(ctx, cn, fs.StableAttr{Mode: mode})
 }
@@ -199,18 +210,24 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 func (n *node) attrOut(out *fuse.Attr) {
 	n.mu.Lock()
 	e := n.info
+	var mode uint32
 	if n.ws != nil {
 		e.size = n.ws.size
 		e.mtime = n.ws.mtime
+		mode = n.ws.mode
 	}
 	n.mu.Unlock()
-	e.dir = n.dir
+	e.dir, e.link = n.dir, n.link
 	n.fsys.fill(out, e)
+	if mode != 0 {
+		out.Mode = out.Mode&^07777 | mode
+	}
 }
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.mu.Lock()
-	fresh := n.ws != nil || n.dir || time.Now().Before(n.infoExp)
+	// A file known from a listing only is HEADed once for its stored mtime.
+	fresh := n.ws != nil || n.dir || (n.info.headed && time.Now().Before(n.infoExp))
 	n.mu.Unlock()
 	if !fresh {
 		rel := n.rel()

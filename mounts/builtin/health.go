@@ -101,8 +101,8 @@ func (c healthClient) GetStream(ctx context.Context, key, ifMatch string, off, n
 	return rc, err
 }
 
-func (c healthClient) Put(ctx context.Context, key string, body io.ReadSeeker, size int64) (ObjInfo, error) {
-	o, err := c.ObjectClient.Put(ctx, key, body, size)
+func (c healthClient) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (ObjInfo, error) {
+	o, err := c.ObjectClient.Put(ctx, key, body, size, meta)
 	c.h.observe(s3conn.ReqWrite, err)
 	return o, err
 }

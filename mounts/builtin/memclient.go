@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ type MemClient struct {
 	mu      sync.Mutex
 	objs    map[string]memObj
 	uploads map[string]map[int32][]byte
+	upMeta  map[string]map[string]string
 	seq     int
 }
 
@@ -33,11 +35,12 @@ type memObj struct {
 	data  []byte
 	etag  string
 	mtime time.Time
+	meta  map[string]string
 }
 
 // NewMemClient returns an empty bucket.
 func NewMemClient() *MemClient {
-	return &MemClient{objs: map[string]memObj{}, uploads: map[string]map[int32][]byte{}}
+	return &MemClient{objs: map[string]memObj{}, uploads: map[string]map[int32][]byte{}, upMeta: map[string]map[string]string{}}
 }
 
 var _ ObjectClient = (*MemClient)(nil)
@@ -53,9 +56,14 @@ func etagOf(b []byte) string {
 
 // Set stores an object as another client would, and returns its ETag.
 func (m *MemClient) Set(key string, data []byte) string {
+	return m.SetWithMeta(key, data, nil)
+}
+
+// SetWithMeta stores an object with user metadata, as another client would.
+func (m *MemClient) SetWithMeta(key string, data []byte, meta map[string]string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	o := memObj{data: bytes.Clone(data), etag: etagOf(data), mtime: time.Now()}
+	o := memObj{data: bytes.Clone(data), etag: etagOf(data), mtime: time.Now(), meta: maps.Clone(meta)}
 	m.objs[key] = o
 	return o.etag
 }
@@ -70,6 +78,13 @@ func (m *MemClient) Get(key string) ([]byte, bool) {
 
 func (m *MemClient) info(key string, o memObj) ObjInfo {
 	return ObjInfo{Key: key, Size: int64(len(o.data)), MTime: o.mtime, ETag: o.etag}
+}
+
+// Meta returns an object's user metadata.
+func (m *MemClient) Meta(key string) map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.objs[key].meta)
 }
 
 func (m *MemClient) List(ctx context.Context, prefix, delim, token string, max int32) (ListPage, error) {
@@ -139,7 +154,9 @@ func (m *MemClient) Head(ctx context.Context, key string) (ObjInfo, error) {
 	if !ok {
 		return ObjInfo{}, apiErr("NotFound", "Not Found")
 	}
-	return m.info(key, o), nil
+	i := m.info(key, o)
+	i.Meta = maps.Clone(o.meta)
+	return i, nil
 }
 
 func (m *MemClient) GetRange(ctx context.Context, key, ifMatch string, off int64, p []byte) (int, error) {
@@ -182,7 +199,7 @@ func readAllSeeker(body io.ReadSeeker, size int64) ([]byte, error) {
 	return b, nil
 }
 
-func (m *MemClient) Put(ctx context.Context, key string, body io.ReadSeeker, size int64) (ObjInfo, error) {
+func (m *MemClient) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (ObjInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return ObjInfo{}, err
 	}
@@ -193,17 +210,18 @@ func (m *MemClient) Put(ctx context.Context, key string, body io.ReadSeeker, siz
 	if err != nil {
 		return ObjInfo{}, err
 	}
-	m.Set(key, b)
+	m.SetWithMeta(key, b, meta)
 	i, _ := m.Head(ctx, key)
 	return i, nil
 }
 
-func (m *MemClient) CreateMultipart(ctx context.Context, key string) (string, error) {
+func (m *MemClient) CreateMultipart(ctx context.Context, key string, meta map[string]string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seq++
 	id := key + "#" + strconv.Itoa(m.seq)
 	m.uploads[id] = map[int32][]byte{}
+	m.upMeta[id] = maps.Clone(meta)
 	return id, nil
 }
 
@@ -228,7 +246,9 @@ func (m *MemClient) UploadPart(ctx context.Context, key, id string, num int32, b
 func (m *MemClient) CompleteMultipart(ctx context.Context, key, id string, parts []types.CompletedPart) (ObjInfo, error) {
 	m.mu.Lock()
 	u, ok := m.uploads[id]
+	meta := m.upMeta[id]
 	delete(m.uploads, id)
+	delete(m.upMeta, id)
 	m.mu.Unlock()
 	if !ok {
 		return ObjInfo{}, apiErr("NoSuchUpload", "The specified upload does not exist.")
@@ -241,7 +261,7 @@ func (m *MemClient) CompleteMultipart(ctx context.Context, key, id string, parts
 		}
 		all = append(all, b...)
 	}
-	m.Set(key, all)
+	m.SetWithMeta(key, all, meta)
 	return m.Head(ctx, key)
 }
 
@@ -249,6 +269,7 @@ func (m *MemClient) AbortMultipart(ctx context.Context, key, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.uploads, id)
+	delete(m.upMeta, id)
 	return nil
 }
 
@@ -262,6 +283,23 @@ func (m *MemClient) Copy(ctx context.Context, src, dst string, size int64) error
 	o.mtime = time.Now()
 	m.objs[dst] = o
 	return nil
+}
+
+func (m *MemClient) SetMeta(ctx context.Context, cur ObjInfo, meta map[string]string) (ObjInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objs[cur.Key]
+	if !ok {
+		return ObjInfo{}, apiErr("NoSuchKey", "The specified key does not exist.")
+	}
+	if cur.ETag != "" && cur.ETag != o.etag {
+		return ObjInfo{}, apiErr("PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+	}
+	o.meta, o.mtime = maps.Clone(meta), time.Now()
+	m.objs[cur.Key] = o
+	i := m.info(cur.Key, o)
+	i.Meta = maps.Clone(meta)
+	return i, nil
 }
 
 func (m *MemClient) Delete(ctx context.Context, key string) error {

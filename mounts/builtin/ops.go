@@ -3,6 +3,9 @@ package builtin
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"syscall"
 	"time"
@@ -41,7 +44,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, stagingErrno(err)
 	}
 	now := time.Now().UnixNano()
-	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now, st: f.newStream(f.key(rel), tmp)}
+	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now, created: true, st: f.newStream(f.key(rel), tmp)}
 	ch := n.newChild(ctx, name, entry{mtime: now})
 	cn := ch.Operations().(*node)
 	cn.mu.Lock()
@@ -86,7 +89,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	} else if errno != syscall.ENOENT {
 		return nil, errno
 	}
-	if _, err := f.cl.Put(ctx, f.dirKey(rel), bytes.NewReader(nil), 0); err != nil {
+	if _, err := f.cl.Put(ctx, f.dirKey(rel), bytes.NewReader(nil), 0, nil); err != nil {
 		return nil, toErrno(err)
 	}
 	f.meta.changed(rel)
@@ -273,7 +276,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	}
 	if !hasMarker {
 		// Keep the (maybe empty) directory visible under its new name.
-		if _, err := f.cl.Put(ctx, dp, bytes.NewReader(nil), 0); err != nil {
+		if _, err := f.cl.Put(ctx, dp, bytes.NewReader(nil), 0, nil); err != nil {
 			return toErrno(err)
 		}
 	}
@@ -290,6 +293,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	f := n.fsys
+	// Nothing is changed unless everything asked can be: refuse first.
+	if errno := n.checkOwnerMode(in); errno != 0 {
+		return errno
+	}
 	size, hasSize := in.GetSize()
 	if hasSize {
 		if f.spec.ReadOnly {
@@ -352,7 +359,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 			}
 			return errno
 		}
-		ws.size, ws.dirty, ws.mtime, ws.pubErr = int64(size), true, time.Now().UnixNano(), 0
+		ws.size, ws.dirty, ws.mtime, ws.mtimeSet, ws.pubErr = int64(size), true, time.Now().UnixNano(), false, 0
 		n.mu.Unlock()
 		if own && !fresh {
 			n.releaseWS()
@@ -363,19 +370,71 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 				return errno
 			}
 		}
-	} else if f.spec.ReadOnly {
-		if _, ok := in.GetMode(); ok {
-			return syscall.EROFS
-		}
-		if _, ok := in.GetUID(); ok {
-			return syscall.EROFS
-		}
-		if _, ok := in.GetMTime(); ok {
-			return syscall.EROFS
+	}
+	if mt, ok := in.GetMTime(); ok && !(hasSize && in.Valid&fuse.FATTR_MTIME_NOW != 0) {
+		// (A truncate's own "mtime = now" is done by the truncate.)
+		if errno := n.setMTime(ctx, fh, mt, in.Valid&fuse.FATTR_MTIME_NOW != 0); errno != 0 {
+			return errno
 		}
 	}
-	// Mode, owner and times come from the connector; changes are ignored.
 	n.attrOut(&out.Attr)
+	return 0
+}
+
+// setMTime stores a file's mtime (utimensat, touch, cp -p): on a file open
+// for writing here it rides with the upload; on a closed file it is a
+// metadata-only copy (x-amz-meta-mtime), keeping the other metadata.
+// now: "set to the current time" (touch), which needs no stored value on an
+// upload (LastModified is the time).
+func (n *node) setMTime(ctx context.Context, fh fs.FileHandle, t time.Time, now bool) syscall.Errno {
+	f := n.fsys
+	if f.spec.ReadOnly {
+		return syscall.EROFS
+	}
+	if n.dir {
+		slog.Debug("refusing to set a directory's times: directory times are not kept (a directory is a key prefix)", "path", n.rel())
+		return syscall.EPERM
+	}
+	ns := t.UnixNano()
+	n.mu.Lock()
+	if ws := n.ws; ws != nil && (ws.dirty || ws.failed != 0) {
+		// Rides with the upload that the writer's close makes.
+		ws.mtime, ws.mtimeSet = ns, !now
+		n.mu.Unlock()
+		return 0
+	}
+	n.mu.Unlock()
+	if errno := n.sync(ctx); errno != 0 {
+		return errno
+	}
+	rel := n.rel()
+	head, err := f.cl.Head(ctx, f.key(rel))
+	if err != nil {
+		return toErrno(err)
+	}
+	meta := make(map[string]string, len(head.Meta)+1)
+	for k, v := range head.Meta {
+		meta[k] = v
+	}
+	meta[metaMTime] = formatMTime(ns)
+	info, err := f.cl.SetMeta(ctx, head, meta)
+	if err != nil {
+		if errors.Is(err, errMetaTooBig) {
+			slog.Debug("refusing to set the mtime of an object over 5 GiB: S3 can change metadata only by copying the object", "path", rel)
+			return syscall.EFBIG
+		}
+		return toErrno(err)
+	}
+	e := entryOf(info)
+	e.size = head.Size
+	n.mu.Lock()
+	if n.ws != nil {
+		n.ws.mtime = ns
+	}
+	n.mu.Unlock()
+	n.setInfo(e)
+	f.meta.changed(rel)
+	f.meta.put(rel, e)
 	return 0
 }
 
@@ -392,5 +451,48 @@ func (n *node) refreshInfo(ctx context.Context) syscall.Errno {
 		return errno
 	}
 	n.setInfo(e)
+	return 0
+}
+
+// checkOwnerMode answers the mode and owner parts of a setattr under
+// permissions = "connector": every file and directory has the connector's
+// owner, group and mode, so chmod and chown succeed only when they change
+// nothing (cp -p and tar x as root set what is already there), and fail
+// with EPERM otherwise, logged at debug with the reason. In a ro mount any
+// of them is EROFS, as the kernel answers for a ro filesystem.
+func (n *node) checkOwnerMode(in *fuse.SetAttrIn) syscall.Errno {
+	f := n.fsys
+	perm := uint32(f.spec.FileMode.Perm())
+	if n.dir {
+		perm = uint32(f.spec.DirMode.Perm())
+	}
+	refuse := func(what string, asked, have uint32, format string) syscall.Errno {
+		if f.spec.ReadOnly {
+			return syscall.EROFS
+		}
+		slog.Debug("refusing "+what+`: permissions = "connector" gives every file the connector's owner, group and modes, and S3 keeps no other`,
+			"path", n.rel(), "asked", fmt.Sprintf(format, asked), "connector", fmt.Sprintf(format, have))
+		return syscall.EPERM
+	}
+	if m, ok := in.GetMode(); ok && m&07777 != perm {
+		n.mu.Lock()
+		ws := n.ws
+		if ws != nil && ws.created && m&07777&^perm == 0 && !f.spec.ReadOnly {
+			// A narrower mode on a file this mount is creating (rsync's
+			// temporary file, mkstemp's 0600): shown until the last close,
+			// then the connector's mode, which S3 keeps in this model.
+			ws.mode = m & 07777
+			n.mu.Unlock()
+			return 0
+		}
+		n.mu.Unlock()
+		return refuse("chmod", m&07777, perm, "%04o")
+	}
+	if uid, ok := in.GetUID(); ok && uid != f.spec.UID {
+		return refuse("chown", uid, f.spec.UID, "uid %d")
+	}
+	if gid, ok := in.GetGID(); ok && gid != f.spec.GID {
+		return refuse("chgrp", gid, f.spec.GID, "gid %d")
+	}
 	return 0
 }

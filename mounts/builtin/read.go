@@ -517,7 +517,7 @@ func isDone(p *part) bool {
 // page lock, so this cannot wait on the read in progress), so that a read
 // past the old end asks for the new size.
 func (n *node) repinned(info ObjInfo, grew bool) {
-	e := entry{size: info.Size, mtime: info.MTime.UnixNano(), etag: info.ETag}
+	e := entryOf(info)
 	rel := n.rel()
 	n.fsys.meta.changed(rel)
 	n.fsys.meta.put(rel, e)
@@ -565,7 +565,7 @@ func (n *node) loadCurrentLocked(ctx context.Context, w io.WriterAt) syscall.Err
 		if info.Size != n.info.size {
 			go n.NotifyContent(-1, 0) // the kernel's size is stale: attributes only
 		}
-		n.info, n.infoExp = entry{size: info.Size, mtime: info.MTime.UnixNano(), etag: info.ETag}, time.Now().Add(f.ttl())
+		n.info, n.infoExp = entryOf(info), time.Now().Add(f.ttl())
 		return 0
 	}
 }

@@ -299,7 +299,7 @@ func TestErrnoFidelity(t *testing.T) {
 			t.Errorf("nameErrno(%d bytes): %v, want %v", len(name), got, want)
 		}
 	}
-	if _, err := NewMemClient().Put(context.Background(), "big", bytes.NewReader(nil), maxObjectSize+1); toErrno(err) != syscall.EFBIG {
+	if _, err := NewMemClient().Put(context.Background(), "big", bytes.NewReader(nil), maxObjectSize+1, nil); toErrno(err) != syscall.EFBIG {
 		t.Errorf("a 5 TiB + 1 put: %v", err)
 	}
 }

@@ -28,6 +28,10 @@ type ObjInfo struct {
 	Size  int64
 	MTime time.Time
 	ETag  string
+	// Meta is the object's user metadata (x-amz-meta-*, names lower case
+	// without the prefix); only a HEAD carries it, never a listing.
+	Meta        map[string]string
+	ContentType string
 }
 
 // ListPage is one ListObjectsV2 page with delimiter "/".
@@ -47,12 +51,18 @@ type ObjectClient interface {
 	// GetStream opens [off, off+n) for reading; the body is bounded by the
 	// same deadline, and Close ends the request.
 	GetStream(ctx context.Context, key, ifMatch string, off, n int64) (io.ReadCloser, error)
-	Put(ctx context.Context, key string, body io.ReadSeeker, size int64) (ObjInfo, error)
-	CreateMultipart(ctx context.Context, key string) (string, error)
+	// Put and CreateMultipart store meta as the object's user metadata.
+	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (ObjInfo, error)
+	CreateMultipart(ctx context.Context, key string, meta map[string]string) (string, error)
 	UploadPart(ctx context.Context, key, uploadID string, num int32, body io.ReadSeeker, size int64) (string, error)
 	CompleteMultipart(ctx context.Context, key, uploadID string, parts []types.CompletedPart) (ObjInfo, error)
 	AbortMultipart(ctx context.Context, key, uploadID string) error
+	// Copy copies src to dst with its metadata.
 	Copy(ctx context.Context, src, dst string, size int64) error
+	// SetMeta replaces the user metadata of the object cur (a metadata-only
+	// copy onto itself, MetadataDirective REPLACE, keeping its Content-Type),
+	// only if it is still the version cur.ETag.
+	SetMeta(ctx context.Context, cur ObjInfo, meta map[string]string) (ObjInfo, error)
 	Delete(ctx context.Context, key string) error
 }
 
@@ -172,7 +182,8 @@ func (s *s3Client) Head(ctx context.Context, key string) (ObjInfo, error) {
 	if err != nil {
 		return ObjInfo{}, s.fail(ctx, "HeadObject", key, err)
 	}
-	return ObjInfo{Key: key, Size: aws.ToInt64(out.ContentLength), MTime: aws.ToTime(out.LastModified), ETag: aws.ToString(out.ETag)}, nil
+	return ObjInfo{Key: key, Size: aws.ToInt64(out.ContentLength), MTime: aws.ToTime(out.LastModified), ETag: aws.ToString(out.ETag),
+		Meta: out.Metadata, ContentType: aws.ToString(out.ContentType)}, nil
 }
 
 // GetRange reads len(p) bytes at off, resuming a broken body from the
@@ -244,7 +255,7 @@ func (s *s3Client) GetStream(ctx context.Context, key, ifMatch string, off, n in
 	return &getBody{ReadCloser: out.Body, ctx: ctx, cancel: cancel, etag: aws.ToString(out.ETag), left: left, s: s, key: key}, nil
 }
 
-func (s *s3Client) Put(ctx context.Context, key string, body io.ReadSeeker, size int64) (ObjInfo, error) {
+func (s *s3Client) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, meta map[string]string) (ObjInfo, error) {
 	if s.readOnly {
 		return ObjInfo{}, errReadOnly
 	}
@@ -253,7 +264,7 @@ func (s *s3Client) Put(ctx context.Context, key string, body io.ReadSeeker, size
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	out, err := s.c.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: body, ContentLength: aws.Int64(size)}, unsignedPayload)
+	out, err := s.c.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: body, ContentLength: aws.Int64(size), Metadata: meta}, unsignedPayload)
 	if err != nil {
 		return ObjInfo{}, s.fail(ctx, "PutObject", key, err)
 	}
@@ -269,13 +280,13 @@ func unsignedPayload(o *s3.Options) {
 	o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 }
 
-func (s *s3Client) CreateMultipart(ctx context.Context, key string) (string, error) {
+func (s *s3Client) CreateMultipart(ctx context.Context, key string, meta map[string]string) (string, error) {
 	if s.readOnly {
 		return "", errReadOnly
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	out, err := s.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key})
+	out, err := s.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &s.bucket, Key: &key, Metadata: meta})
 	if err != nil {
 		return "", s.fail(ctx, "CreateMultipartUpload", key, err)
 	}
@@ -340,7 +351,12 @@ func (s *s3Client) Copy(ctx context.Context, src, dst string, size int64) error 
 		}
 		return nil
 	}
-	id, err := s.CreateMultipart(ctx, dst)
+	// A multipart copy does not copy metadata: carry it over.
+	head, err := s.Head(ctx, src)
+	if err != nil {
+		return err
+	}
+	id, err := s.CreateMultipart(ctx, dst, head.Meta)
 	if err != nil {
 		return err
 	}
@@ -365,6 +381,43 @@ func (s *s3Client) Copy(ctx context.Context, src, dst string, size int64) error 
 	_, err = s.CompleteMultipart(ctx, dst, id, parts)
 	return err
 }
+
+func (s *s3Client) SetMeta(ctx context.Context, cur ObjInfo, meta map[string]string) (ObjInfo, error) {
+	if s.readOnly {
+		return ObjInfo{}, errReadOnly
+	}
+	if cur.Size > maxCopy {
+		// A metadata-only copy of more than 5 GiB would be a full
+		// multipart copy of the object.
+		return ObjInfo{}, errMetaTooBig
+	}
+	source := s.bucket + "/" + escapeKey(cur.Key)
+	in := &s3.CopyObjectInput{Bucket: &s.bucket, Key: &cur.Key, CopySource: &source,
+		MetadataDirective: types.MetadataDirectiveReplace, Metadata: meta}
+	if cur.ETag != "" {
+		in.CopySourceIfMatch = aws.String(cur.ETag)
+	}
+	if cur.ContentType != "" {
+		in.ContentType = aws.String(cur.ContentType)
+	}
+	cctx, cancel := s.ctx(ctx)
+	defer cancel()
+	out, err := s.c.CopyObject(cctx, in)
+	if err != nil {
+		return ObjInfo{}, s.fail(cctx, "CopyObject(metadata)", cur.Key, err)
+	}
+	info := cur
+	info.Meta = meta
+	if out.CopyObjectResult != nil {
+		info.ETag = aws.ToString(out.CopyObjectResult.ETag)
+		info.MTime = aws.ToTime(out.CopyObjectResult.LastModified)
+	}
+	return info, nil
+}
+
+// errMetaTooBig: changing the metadata of an object over 5 GiB would copy
+// all of it.
+var errMetaTooBig = errors.New("setting the times of an object over 5 GiB would copy the whole object: not done")
 
 func (s *s3Client) Delete(ctx context.Context, key string) error {
 	if s.readOnly {
