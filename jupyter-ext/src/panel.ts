@@ -14,20 +14,12 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { AgentError, IRequester } from './handler';
-import { checkSkipped, ConnectorAction, connectorActions, modeBadge } from './actions';
+import { ConnectorAction, connectorActions, modeBadge } from './actions';
+import { el, formatDate, renderTestResult, stateLabel } from './components';
 import { DirectoryListing, formatSize, joinRel } from './listing';
 import { cleanError, shortReason } from './reason';
 import { MountsModel } from './model';
 import { AGENT_DOWN, IConnector, IEntry, ITestResult } from './tokens';
-
-function pad(n: number): string {
-  return String(n).padStart(2, '0');
-}
-
-/** 2026-11-23 20:46, in local time: short enough for a sidebar. */
-function formatDate(d: Date): string {
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
 
 /** Height of one entry row in px (the virtual list relies on it). */
 export const ROW_HEIGHT = 24;
@@ -41,21 +33,6 @@ export namespace S3MountsPanel {
     icon: LabIcon;
     pageSize?: number;
   }
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  cls = '',
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const n = document.createElement(tag);
-  if (cls) {
-    n.className = cls;
-  }
-  if (text) {
-    n.textContent = text;
-  }
-  return n;
 }
 
 /**
@@ -381,7 +358,7 @@ export class S3MountsPanel extends Widget {
     }
     const row = el('div', 'jp-S3Mounts-connectorRow');
     const dot = el('span', `jp-S3Mounts-dot jp-S3Mounts-state-${c.state}${busy ? ' jp-mod-busy' : ''}`);
-    const stateText = this._stateLabel(c.state);
+    const stateText = stateLabel(c.state, this._trans);
     dot.setAttribute('role', 'img');
     dot.setAttribute('aria-label', trans.__('State: %1', stateText));
     const err = this._errors.get(c.id) || c.error;
@@ -429,7 +406,7 @@ export class S3MountsPanel extends Widget {
     }
     const t = this._tests.get(c.id);
     if (t) {
-      li.appendChild(this._testResult(t));
+      li.appendChild(renderTestResult(t, this._trans));
     }
     return li;
   }
@@ -505,37 +482,6 @@ export class S3MountsPanel extends Widget {
     }
   }
 
-  private _testResult(t: ITestResult | 'running'): HTMLElement {
-    const trans = this._trans;
-    const box = el('ul', 'jp-S3Mounts-checks');
-    box.setAttribute('aria-label', trans.__('Connection test'));
-    if (t === 'running') {
-      box.appendChild(el('li', 'jp-S3Mounts-checkRunning', trans.__('Testing…')));
-      return box;
-    }
-    for (const ch of t.checks ?? []) {
-      const skipped = checkSkipped(ch);
-      const kind = ch.ok ? 'ok' : skipped ? 'skip' : 'fail';
-      const li = el('li', `jp-S3Mounts-check jp-S3Mounts-check-${kind}`);
-      li.dataset.check = ch.name;
-      const mark = el('span', 'jp-S3Mounts-checkMark', ch.ok ? '✓' : skipped ? '–' : '✗');
-      mark.setAttribute('aria-label', ch.ok ? trans.__('passed') : skipped ? trans.__('not run') : trans.__('failed'));
-      li.appendChild(mark);
-      li.appendChild(el('span', 'jp-S3Mounts-checkName', ch.name));
-      li.appendChild(el('span', 'jp-S3Mounts-checkMs', skipped ? trans.__('not run') : `${ch.ms} ms`));
-      if (ch.error && !skipped) {
-        const e = el('span', 'jp-S3Mounts-checkError', shortReason(ch.error));
-        e.title = cleanError(ch.error);
-        li.appendChild(e);
-      }
-      box.appendChild(li);
-    }
-    box.appendChild(
-      el('li', `jp-S3Mounts-checkSummary ${t.ok ? 'jp-S3Mounts-check-ok' : 'jp-S3Mounts-check-fail'}`, t.ok ? trans.__('Connection OK') : trans.__('Connection failed'))
-    );
-    return box;
-  }
-
   private async _run(id: string, fn: () => Promise<void>): Promise<void> {
     this._busy.add(id);
     this._errors.delete(id);
@@ -548,24 +494,6 @@ export class S3MountsPanel extends Widget {
     } finally {
       this._busy.delete(id);
       this._renderConnectors();
-    }
-  }
-
-  private _stateLabel(s: string): string {
-    const trans = this._trans;
-    switch (s) {
-      case 'inactive':
-        return trans.__('inactive');
-      case 'mounting':
-        return trans.__('mounting');
-      case 'mounted':
-        return trans.__('mounted');
-      case 'unmounting':
-        return trans.__('unmounting');
-      case 'error':
-        return trans.__('error');
-      default:
-        return s;
     }
   }
 

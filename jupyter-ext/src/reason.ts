@@ -25,7 +25,8 @@ export function cleanError(text: string): string {
 
 /** The first sentence of a cleaned error, at most max characters: one line for a row. */
 export function shortReason(text: string, max = 140): string {
-  const s = cleanError(text);
+  // The row already names the connector: its file's path is in the details.
+  const s = cleanError(text).replace(/^\/[^\s:]+\.toml:\s*/, '');
   if (!s) {
     return '';
   }

@@ -28,6 +28,10 @@ describe('shortReason', () => {
     expect(r.endsWith('…')).toBe(true);
   });
 
+  it('leaves the connector file path to the details', () => {
+    expect(shortReason('/etc/s3mounts/connectors.d/broken.toml: bucket: is required.')).toBe('bucket: is required.');
+  });
+
   it('is empty for nothing', () => {
     expect(shortReason('')).toBe('');
   });
