@@ -13,7 +13,8 @@ import bucketSvg from '../style/bucket.svg';
 import { makeRequester } from './handler';
 import { IEventSourceLike, MountsModel } from './model';
 import { S3MountsPanel } from './panel';
-import { renderSnippet } from './snippets';
+import { ConnectorAction } from './actions';
+import { pyString, renderSnippet } from './snippets';
 import { CommandIDs, IEntry, IServerInfo } from './tokens';
 import { VERSION } from './version';
 
@@ -127,6 +128,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       }
     });
+    app.commands.addCommand(CommandIDs.copyPython, {
+      label: trans.__('Copy as Python string'),
+      caption: trans.__("The path as a quoted Python literal ('…'), to paste into code"),
+      isEnabled: () => !!entry(),
+      execute: async () => {
+        const e = entry();
+        if (e) {
+          await copyText(pyString(e.path));
+        }
+      }
+    });
     app.commands.addCommand(CommandIDs.copyUri, {
       label: trans.__('Copy S3 URI'),
       isEnabled: () => !!entry()?.s3_uri,
@@ -196,9 +208,72 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    // The connector rows: the same actions as the panel's toolbar.
+    const conn = () => panel.selectedConnector;
+    const actionLabels: Record<ConnectorAction, string> = {
+      open: trans.__('Open'),
+      activate: trans.__('Activate'),
+      deactivate: trans.__('Deactivate…'),
+      test: trans.__('Test connection'),
+      refresh: trans.__('Refresh')
+    };
+    app.commands.addCommand(CommandIDs.connectorAction, {
+      label: args => actionLabels[args.action as ConnectorAction] ?? String(args.action),
+      isVisible: args => panel.actionsFor(conn()).includes(args.action as ConnectorAction),
+      isEnabled: args => {
+        const c = conn();
+        return !!c && !panel.isBusy(c.id) && panel.actionsFor(c).includes(args.action as ConnectorAction);
+      },
+      execute: async args => {
+        const c = conn();
+        if (c) {
+          await panel.runAction(c.id, args.action as ConnectorAction);
+        }
+      }
+    });
+    app.commands.addCommand(CommandIDs.copyMountPath, {
+      label: trans.__('Copy path'),
+      caption: trans.__('Copy the mount path on this node'),
+      isEnabled: () => !!conn()?.mount_path,
+      execute: async () => {
+        const c = conn();
+        if (c?.mount_path) {
+          await copyText(c.mount_path);
+        }
+      }
+    });
+    app.commands.addCommand(CommandIDs.copyMountPython, {
+      label: trans.__('Copy as Python string'),
+      isEnabled: () => !!conn()?.mount_path,
+      execute: async () => {
+        const c = conn();
+        if (c?.mount_path) {
+          await copyText(pyString(c.mount_path));
+        }
+      }
+    });
+    app.commands.addCommand(CommandIDs.copyConnectorUri, {
+      label: trans.__('Copy S3 URI'),
+      isEnabled: () => !!conn()?.bucket,
+      execute: async () => {
+        const c = conn();
+        if (c?.bucket) {
+          await copyText(`s3://${c.bucket}/${c.prefix ? c.prefix.replace(/^\/+/, '') : ''}`);
+        }
+      }
+    });
+    const connSelector = '.jp-S3Mounts-connector';
+    (['open', 'activate', 'deactivate', 'test', 'refresh'] as ConnectorAction[]).forEach((action, rank) =>
+      app.contextMenu.addItem({ command: CommandIDs.connectorAction, args: { action }, selector: connSelector, rank: 10 + rank })
+    );
+    [CommandIDs.copyMountPath, CommandIDs.copyMountPython, CommandIDs.copyConnectorUri].forEach((command, rank) =>
+      app.contextMenu.addItem({ command, selector: connSelector, rank: 20 + rank })
+    );
+
     const selector = '.jp-S3Mounts-entry';
     [
       CommandIDs.copyPath,
+      CommandIDs.copyPython,
       CommandIDs.copyUri,
       CommandIDs.copySnippet,
       CommandIDs.openEntry,

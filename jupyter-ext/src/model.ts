@@ -122,7 +122,7 @@ export class MountsModel {
       const data = await this._requester.request<{ connectors: IConnector[] | null }>(
         'api/v1/connectors'
       );
-      this._connectors = [...(data.connectors ?? [])].sort(Private.byId);
+      this._connectors = [...(data.connectors ?? [])].sort(Private.byName);
       this._setStatus('ok', '');
     } catch (error) {
       this._fail(error);
@@ -153,9 +153,9 @@ export class MountsModel {
       const next = this._connectors.slice();
       // Keep the caller's actions when an event omits them.
       next[i] = { ...c, actions: c.actions ?? this._connectors[i].actions };
-      this._connectors = next;
+      this._connectors = next.sort(Private.byName);
     } else {
-      this._connectors = [...this._connectors, c].sort(Private.byId);
+      this._connectors = [...this._connectors, c].sort(Private.byName);
     }
     this._status = 'ok';
     this._message = '';
@@ -284,8 +284,10 @@ export class MountsModel {
 }
 
 namespace Private {
-  export function byId(a: IConnector, b: IConnector): number {
-    return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  /** By the name shown (case-insensitive, numbers in order), then by id. */
+  export function byName(a: IConnector, b: IConnector): number {
+    const n = (a.name || a.id).localeCompare(b.name || b.id, undefined, { numeric: true, sensitivity: 'base' });
+    return n !== 0 ? n : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
   }
   export function documentHidden(): boolean {
     return typeof document !== 'undefined' && document.hidden;

@@ -1,21 +1,25 @@
+import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { fileIcon, folderIcon, LabIcon, refreshIcon } from '@jupyterlab/ui-components';
+import {
+  checkIcon,
+  ellipsesIcon,
+  fileIcon,
+  folderIcon,
+  LabIcon,
+  refreshIcon,
+  runIcon,
+  stopIcon
+} from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { AgentError, IRequester } from './handler';
+import { ConnectorAction, connectorActions, modeBadge } from './actions';
+import { el, formatDate, renderTestResult, stateLabel } from './components';
 import { DirectoryListing, formatSize, joinRel } from './listing';
+import { cleanError, shortReason } from './reason';
 import { MountsModel } from './model';
 import { AGENT_DOWN, IConnector, IEntry, ITestResult } from './tokens';
-
-function pad(n: number): string {
-  return String(n).padStart(2, '0');
-}
-
-/** 2026-11-23 20:46, in local time: short enough for a sidebar. */
-function formatDate(d: Date): string {
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
 
 /** Height of one entry row in px (the virtual list relies on it). */
 export const ROW_HEIGHT = 24;
@@ -29,21 +33,6 @@ export namespace S3MountsPanel {
     icon: LabIcon;
     pageSize?: number;
   }
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  cls = '',
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const n = document.createElement(tag);
-  if (cls) {
-    n.className = cls;
-  }
-  if (text) {
-    n.textContent = text;
-  }
-  return n;
 }
 
 /**
@@ -68,9 +57,42 @@ export class S3MountsPanel extends Widget {
 
     const header = el('div', 'jp-S3Mounts-header');
     header.appendChild(el('h2', 'jp-S3Mounts-title', trans.__('S3 Mounts')));
+    // A small toolbar acting on the selected connector (also its context menu).
+    const tools = el('div', 'jp-S3Mounts-toolbar');
+    tools.setAttribute('role', 'toolbar');
+    tools.setAttribute('aria-label', trans.__('Connector actions'));
+    const tool = (action: ConnectorAction, icon: LabIcon, label: string) => {
+      const b = el('button', `jp-S3Mounts-iconButton jp-S3Mounts-tool jp-S3Mounts-${action}`);
+      b.title = label;
+      b.setAttribute('aria-label', label);
+      icon.element({ container: b, tag: 'span' });
+      b.hidden = true;
+      b.onclick = () => {
+        const c = this.selectedConnector;
+        if (c) {
+          void this.runAction(c.id, action);
+        }
+      };
+      this._tools.set(action, b);
+      tools.appendChild(b);
+    };
+    tool('open', folderIcon, trans.__('Open'));
+    tool('activate', runIcon, trans.__('Activate'));
+    tool('deactivate', stopIcon, trans.__('Deactivate…'));
+    tool('test', checkIcon, trans.__('Test connection'));
+    tool('refresh', refreshIcon, trans.__('Refresh (drop cached listings)'));
+    this._moreButton = el('button', 'jp-S3Mounts-iconButton jp-S3Mounts-more');
+    this._moreButton.title = trans.__('More actions');
+    this._moreButton.setAttribute('aria-label', trans.__('More actions'));
+    ellipsesIcon.element({ container: this._moreButton, tag: 'span' });
+    this._moreButton.hidden = true;
+    this._moreButton.onclick = () =>
+      this._contextMenuOn(this._list.querySelector('.jp-S3Mounts-connector.jp-mod-selected') as HTMLElement | null);
+    tools.appendChild(this._moreButton);
+    header.appendChild(tools);
     const refresh = el('button', 'jp-S3Mounts-iconButton jp-S3Mounts-refreshAll');
-    refresh.title = trans.__('Refresh the connectors');
-    refresh.setAttribute('aria-label', trans.__('Refresh the connectors'));
+    refresh.title = trans.__('Reload the list of connectors (F5)');
+    refresh.setAttribute('aria-label', trans.__('Reload the list of connectors'));
     refreshIcon.element({ container: refresh, tag: 'span' });
     refresh.onclick = () => void this.model.refresh().catch(() => undefined);
     header.appendChild(refresh);
@@ -81,6 +103,12 @@ export class S3MountsPanel extends Widget {
     this._banner.hidden = true;
     this._list = el('ul', 'jp-S3Mounts-connectors');
     this._list.setAttribute('aria-label', trans.__('Connectors'));
+    this._list.setAttribute('role', 'listbox');
+    this._list.tabIndex = 0;
+    this._list.addEventListener('click', ev => this._onListEvent(ev));
+    this._list.addEventListener('dblclick', ev => this._onListEvent(ev));
+    this._list.addEventListener('contextmenu', ev => this._onListEvent(ev));
+    this._list.addEventListener('keydown', ev => this._onListKey(ev));
 
     this._browser = this._buildBrowser();
     this._browser.hidden = true;
@@ -184,7 +212,16 @@ export class S3MountsPanel extends Widget {
     // For tests and styling: whether the event stream is connected.
     this.node.dataset.live = String(m.live);
     this._banner.hidden = m.status === 'ok' || m.status === 'loading';
-    this._banner.textContent = m.status === 'down' ? this._trans.__(AGENT_DOWN) : m.message;
+    this._banner.textContent = '';
+    if (m.status === 'down') {
+      this._banner.appendChild(el('div', 'jp-S3Mounts-bannerText', this._trans.__(AGENT_DOWN)));
+      this._banner.appendChild(
+        el('div', 'jp-S3Mounts-bannerNext', this._trans.__('Ask an admin to start s3mountd: systemctl start s3mountd. This panel reconnects by itself.'))
+      );
+    } else {
+      this._banner.appendChild(el('div', 'jp-S3Mounts-bannerText', shortReason(m.message)));
+      this._banner.title = cleanError(m.message);
+    }
     this._list.classList.toggle('jp-mod-stale', m.status === 'down');
     if (this._browsing) {
       const c = m.connector(this._browsing);
@@ -207,127 +244,242 @@ export class S3MountsPanel extends Widget {
     if (m.status === 'loading') {
       list.appendChild(el('li', 'jp-S3Mounts-empty', trans.__('Loading…')));
     }
+    if (this._picked && !m.connector(this._picked)) {
+      this._picked = null;
+    }
     for (const c of m.connectors) {
       list.appendChild(this._connectorItem(c));
     }
+    this._renderToolbar();
+  }
+
+  /** The connector selected in the list (the toolbar and context menu act on it). */
+  get selectedConnector(): IConnector | null {
+    return this._picked ? (this.model.connector(this._picked) ?? null) : null;
+  }
+
+  selectConnector(id: string | null): void {
+    this._picked = id;
+    this._renderConnectors();
+  }
+
+  /** The actions offered for c now (none while it is busy or the agent is down). */
+  actionsFor(c: IConnector | null): ConnectorAction[] {
+    if (!c) {
+      return [];
+    }
+    return connectorActions(c);
+  }
+
+  isBusy(id: string): boolean {
+    return this._busy.has(id) || this.model.status === 'down';
+  }
+
+  /** Run one action on connector id (Deactivate asks first). */
+  async runAction(id: string, action: ConnectorAction): Promise<void> {
+    const c = this.model.connector(id);
+    if (!c || this.isBusy(id)) {
+      return;
+    }
+    const trans = this._trans;
+    switch (action) {
+      case 'open':
+        this.browse(id);
+        return;
+      case 'activate':
+        return this._run(id, async () => {
+          await this.model.activate(id);
+        });
+      case 'deactivate': {
+        const answer = await showDialog({
+          title: trans.__('Deactivate %1?', c.name || c.id),
+          body: trans.__(
+            'This unmounts %1 for every user of this node: open files and running notebooks that read it lose access. Activate it again to mount it.',
+            c.mount_path || c.name || c.id
+          ),
+          buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: trans.__('Deactivate') })]
+        });
+        if (!answer.button.accept) {
+          return;
+        }
+        return this._run(id, async () => {
+          await this.model.deactivate(id);
+        });
+      }
+      case 'test':
+        return this._run(id, async () => {
+          this._tests.set(id, 'running');
+          this._renderConnectors();
+          try {
+            this._tests.set(id, await this.model.test(id));
+          } catch (e) {
+            this._tests.delete(id);
+            throw e;
+          }
+        });
+      case 'refresh':
+        return this._run(id, async () => {
+          await this.model.refreshPath(id, '');
+          if (this._browsing === id) {
+            this.reload();
+          }
+        });
+    }
+  }
+
+  private _renderToolbar(): void {
+    const c = this.selectedConnector;
+    const offered = new Set(this.actionsFor(c));
+    const busy = !c || this.isBusy(c.id);
+    for (const [action, b] of this._tools) {
+      b.hidden = !offered.has(action);
+      b.disabled = busy;
+      if (c) {
+        b.setAttribute('aria-label', `${b.title} ${c.name || c.id}`);
+      }
+    }
+    this._moreButton.hidden = !c;
   }
 
   private _connectorItem(c: IConnector): HTMLLIElement {
     const trans = this._trans;
-    const actions = new Set(c.actions ?? []);
     const li = el('li', 'jp-S3Mounts-connector');
     li.dataset.id = c.id;
     li.dataset.state = c.state;
+    li.setAttribute('role', 'option');
+    li.tabIndex = -1;
+    const picked = this._picked === c.id;
+    li.setAttribute('aria-selected', String(picked));
+    li.classList.toggle('jp-mod-selected', picked);
+    const busy = this._busy.has(c.id);
+    li.setAttribute('aria-busy', String(busy));
     if (this._browsing === c.id) {
       li.classList.add('jp-mod-browsing');
     }
     const row = el('div', 'jp-S3Mounts-connectorRow');
-    const dot = el('span', `jp-S3Mounts-dot jp-S3Mounts-state-${c.state}`);
-    const stateText = this._stateLabel(c.state);
+    const dot = el('span', `jp-S3Mounts-dot jp-S3Mounts-state-${c.state}${busy ? ' jp-mod-busy' : ''}`);
+    const stateText = stateLabel(c.state, this._trans);
     dot.setAttribute('role', 'img');
     dot.setAttribute('aria-label', trans.__('State: %1', stateText));
-    dot.title = c.error ? `${stateText}: ${c.error}` : stateText;
+    const err = this._errors.get(c.id) || c.error;
+    const full = cleanError(err);
+    dot.title = full ? `${stateText}: ${full}` : stateText;
     row.appendChild(dot);
-    const canBrowse = c.state === 'mounted' && actions.has('browse');
-    const name = el(canBrowse ? 'button' : 'span', 'jp-S3Mounts-name', c.name || c.id);
-    if (canBrowse) {
-      name.title = trans.__('Browse %1', c.mount_path);
-      name.setAttribute('aria-label', trans.__('Browse %1', c.name || c.id));
-      name.addEventListener('click', () => this.browse(c.id));
-    } else {
-      name.title = c.description || c.name;
-    }
+    const shown = c.name || c.id;
+    const name = el('span', 'jp-S3Mounts-name', shown);
+    name.title = c.description ? `${shown}\n${c.description}` : shown;
     row.appendChild(name);
-    const ro = c.mode !== 'rw';
-    const badge = el('span', `jp-S3Mounts-badge jp-S3Mounts-badge-${ro ? 'ro' : 'rw'}`, ro ? 'RO' : 'RW');
-    badge.title = ro ? trans.__('Read-only') : trans.__('Read-write');
-    row.appendChild(badge);
-    row.appendChild(el('span', 'jp-S3Mounts-backend', c.backend || 'default'));
-    row.appendChild(el('span', 'jp-S3Mounts-stateText', stateText));
+    const badge = modeBadge(c);
+    if (badge) {
+      const b = el('span', `jp-S3Mounts-badge jp-S3Mounts-badge-${badge.toLowerCase()}`, badge);
+      b.title = badge === 'RO' ? trans.__('Read-only') : trans.__('Read-write');
+      row.appendChild(b);
+    }
     li.appendChild(row);
 
-    const where = el('div', 'jp-S3Mounts-bucket', `${c.bucket}${c.prefix ? '/' + c.prefix.replace(/^\/+/, '') : ''}`);
-    where.title = `${c.endpoint} · ${c.mount_path}`;
-    li.appendChild(where);
-
-    const buttons = el('div', 'jp-S3Mounts-actions');
-    // While the agent is down the buttons cannot work: disabled, not hidden.
-    const busy = this._busy.has(c.id) || this.model.status === 'down';
-    const add = (label: string, cls: string, fn: () => Promise<void>) => {
-      const b = el('button', `jp-Button jp-mod-styled jp-mod-small jp-S3Mounts-action ${cls}`, label);
-      b.setAttribute('aria-label', `${label} ${c.name || c.id}`);
-      b.disabled = busy;
-      b.addEventListener('click', () => void this._run(c.id, fn));
-      buttons.appendChild(b);
-    };
-    if (actions.has('activate') && (c.state === 'inactive' || c.state === 'error')) {
-      add(trans.__('Activate'), 'jp-mod-accept jp-S3Mounts-activate', async () => {
-        await this.model.activate(c.id);
-      });
+    // Second line: a reason in plain words, else where the data is.
+    const sub = el('div', 'jp-S3Mounts-sub');
+    if (full) {
+      const reason = el('span', 'jp-S3Mounts-reason', shortReason(err));
+      reason.title = full;
+      sub.appendChild(reason);
+    } else if (c.state === 'mounting' || c.state === 'unmounting' || busy) {
+      sub.appendChild(el('span', 'jp-S3Mounts-stateText', busy ? trans.__('working…') : stateText + '…'));
+    } else if (c.bucket) {
+      const where = el('span', 'jp-S3Mounts-bucket', `${c.bucket}${c.prefix ? '/' + c.prefix.replace(/^\/+/, '') : ''}`);
+      where.title = [c.endpoint, c.mount_path, c.backend ? trans.__('backend: %1', c.backend) : ''].filter(Boolean).join(' · ');
+      sub.appendChild(where);
     }
-    if (actions.has('deactivate') && (c.state === 'mounted' || c.state === 'mounting' || (c.state === 'error' && c.active))) {
-      add(trans.__('Deactivate'), 'jp-mod-warn jp-S3Mounts-deactivate', async () => {
-        await this.model.deactivate(c.id);
-      });
+    if (sub.childNodes.length) {
+      li.appendChild(sub);
     }
-    if (actions.has('test')) {
-      add(trans.__('Test connection'), 'jp-S3Mounts-test', async () => {
-        this._tests.set(c.id, 'running');
-        this._renderConnectors();
-        try {
-          this._tests.set(c.id, await this.model.test(c.id));
-        } catch (e) {
-          this._tests.delete(c.id);
-          throw e;
-        }
-      });
-    }
-    if (actions.has('browse') && c.state === 'mounted') {
-      add(trans.__('Refresh'), 'jp-S3Mounts-refresh', async () => {
-        await this.model.refreshPath(c.id, '');
-        if (this._browsing === c.id) {
-          this.reload();
-        }
-      });
-    }
-    li.appendChild(buttons);
-
-    const err = this._errors.get(c.id) || c.error;
-    if (err) {
-      const details = el('div', 'jp-S3Mounts-details', err);
-      details.setAttribute('role', 'note');
+    if (full && picked) {
+      const details = el('details', 'jp-S3Mounts-details');
+      details.appendChild(el('summary', '', trans.__('Details')));
+      const body = el('div', 'jp-S3Mounts-detailsText', full);
+      body.setAttribute('role', 'note');
+      details.appendChild(body);
+      if (c.updated_at) {
+        details.appendChild(el('div', 'jp-S3Mounts-detailsSince', trans.__('Since %1', formatDate(new Date(c.updated_at)))));
+      }
       li.appendChild(details);
     }
     const t = this._tests.get(c.id);
     if (t) {
-      li.appendChild(this._testResult(t));
+      li.appendChild(renderTestResult(t, this._trans));
     }
     return li;
   }
 
-  private _testResult(t: ITestResult | 'running'): HTMLElement {
-    const trans = this._trans;
-    const box = el('ul', 'jp-S3Mounts-checks');
-    box.setAttribute('aria-label', trans.__('Connection test'));
-    if (t === 'running') {
-      box.appendChild(el('li', '', trans.__('Testing…')));
-      return box;
+  private _onListEvent(ev: Event): void {
+    const li = (ev.target as HTMLElement | null)?.closest?.('.jp-S3Mounts-connector') as HTMLElement | null;
+    const id = li?.dataset.id;
+    if (!id) {
+      return;
     }
-    for (const ch of t.checks ?? []) {
-      const li = el('li', ch.ok ? 'jp-S3Mounts-check-ok' : 'jp-S3Mounts-check-fail');
-      li.dataset.check = ch.name;
-      li.appendChild(el('span', 'jp-S3Mounts-checkMark', ch.ok ? '✓' : '✗'));
-      li.appendChild(el('span', 'jp-S3Mounts-checkName', ch.name));
-      li.appendChild(el('span', 'jp-S3Mounts-checkMs', `${ch.ms} ms`));
-      if (ch.error) {
-        li.appendChild(el('div', 'jp-S3Mounts-checkError', ch.error));
+    if ((ev.target as HTMLElement).closest('details')) {
+      return; // the details toggle itself
+    }
+    if (this._picked !== id) {
+      this._picked = id;
+      this._renderConnectors();
+      (this._list.querySelector(`.jp-S3Mounts-connector[data-id="${CSS.escape(id)}"]`) as HTMLElement | null)?.focus();
+    }
+    if (ev.type === 'dblclick') {
+      const c = this.model.connector(id);
+      if (c && this.actionsFor(c).includes('open')) {
+        this.browse(id);
       }
-      box.appendChild(li);
     }
-    box.appendChild(
-      el('li', t.ok ? 'jp-S3Mounts-check-ok' : 'jp-S3Mounts-check-fail', t.ok ? trans.__('Connection OK') : trans.__('Connection failed'))
-    );
-    return box;
+  }
+
+  private _onListKey(ev: KeyboardEvent): void {
+    const ids = this.model.connectors.map(c => c.id);
+    if (ids.length === 0) {
+      return;
+    }
+    const i = this._picked ? ids.indexOf(this._picked) : -1;
+    let next: number | null = null;
+    switch (ev.key) {
+      case 'ArrowDown':
+        next = Math.min(ids.length - 1, i + 1);
+        break;
+      case 'ArrowUp':
+        next = Math.max(0, i - 1);
+        break;
+      case 'Home':
+        next = 0;
+        break;
+      case 'End':
+        next = ids.length - 1;
+        break;
+      case 'Enter': {
+        const c = this.selectedConnector;
+        if (c && this.actionsFor(c).includes('open')) {
+          this.browse(c.id);
+        }
+        break;
+      }
+      case 'F5':
+        void this.model.refresh().catch(() => undefined);
+        break;
+      case 'ContextMenu':
+      case 'F10':
+        if (ev.key === 'F10' && !ev.shiftKey) {
+          return;
+        }
+        this._contextMenuOn(this._list.querySelector('.jp-S3Mounts-connector.jp-mod-selected') as HTMLElement | null);
+        break;
+      default:
+        return;
+    }
+    ev.preventDefault();
+    ev.stopPropagation();
+    if (next !== null && next >= 0) {
+      this._picked = ids[next];
+      this._renderConnectors();
+      (this._list.querySelector(`.jp-S3Mounts-connector[data-id="${CSS.escape(ids[next])}"]`) as HTMLElement | null)?.focus();
+    }
   }
 
   private async _run(id: string, fn: () => Promise<void>): Promise<void> {
@@ -342,24 +494,6 @@ export class S3MountsPanel extends Widget {
     } finally {
       this._busy.delete(id);
       this._renderConnectors();
-    }
-  }
-
-  private _stateLabel(s: string): string {
-    const trans = this._trans;
-    switch (s) {
-      case 'inactive':
-        return trans.__('inactive');
-      case 'mounting':
-        return trans.__('mounting');
-      case 'mounted':
-        return trans.__('mounted');
-      case 'unmounting':
-        return trans.__('unmounting');
-      case 'error':
-        return trans.__('error');
-      default:
-        return s;
     }
   }
 
@@ -379,7 +513,7 @@ export class S3MountsPanel extends Widget {
     top.append(this._crumbs, close);
     this._filter = el('input', 'jp-S3Mounts-filter jp-mod-styled');
     this._filter.type = 'search';
-    this._filter.placeholder = trans.__('Filter loaded entries');
+    this._filter.placeholder = trans.__('Filter by name');
     this._filter.setAttribute('aria-label', trans.__('Filter entries by name'));
     this._filter.addEventListener('input', () => {
       this._selected = -1;
@@ -536,7 +670,7 @@ export class S3MountsPanel extends Widget {
       status =
         listing.error instanceof AgentError && listing.error.unavailable
           ? trans.__(AGENT_DOWN)
-          : trans.__('Error: %1', listing.error.message);
+          : shortReason(listing.error.message);
     } else if (total === 0 && listing.loading) {
       status = trans.__('Loading…');
     } else if (total === 0 && !listing.hasMore) {
@@ -544,10 +678,15 @@ export class S3MountsPanel extends Widget {
     } else {
       status = listing.hasMore ? trans.__('%1 entries loaded, more on scroll', total.toLocaleString()) : trans.__('%1 entries', total.toLocaleString());
       if (this._filter.value.trim()) {
-        status += ' · ' + trans.__('%1 match', n.toLocaleString());
+        status +=
+          ' · ' +
+          (listing.hasMore
+            ? trans._n('%1 match among the loaded entries (scroll to load more)', '%1 matches among the loaded entries (scroll to load more)', n)
+            : trans._n('%1 match', '%1 matches', n));
       }
     }
     this._status.textContent = status;
+    this._status.title = listing.error ? cleanError(listing.error.message) : '';
     this._status.classList.toggle('jp-mod-error', !!listing.error);
   }
 
@@ -598,7 +737,10 @@ export class S3MountsPanel extends Widget {
 
   /** Open JupyterLab's context menu on the selected row (keyboard users). */
   private _contextMenuOnSelected(): void {
-    const row = this._rows.get(this._selected);
+    this._contextMenuOn(this._rows.get(this._selected) ?? null);
+  }
+
+  private _contextMenuOn(row: HTMLElement | null): void {
     if (!row) {
       return;
     }
@@ -648,6 +790,9 @@ export class S3MountsPanel extends Widget {
         }
         break;
       }
+      case 'F5':
+        this.reload();
+        break;
       case 'Backspace': {
         const dir = this.currentDir;
         if (dir && this._browsing) {
@@ -681,6 +826,9 @@ export class S3MountsPanel extends Widget {
   private _selected = -1;
   private _frame = 0;
   private _busy = new Set<string>();
+  private _picked: string | null = null;
+  private _tools = new Map<ConnectorAction, HTMLButtonElement>();
+  private _moreButton!: HTMLButtonElement;
   private _errors = new Map<string, string>();
   private _tests = new Map<string, ITestResult | 'running'>();
 }

@@ -74,6 +74,11 @@ export namespace CommandIDs {
   export const openEntry = 's3mounts:open-entry';
   export const showInBrowser = 's3mounts:show-in-file-browser';
   export const refreshEntry = 's3mounts:refresh-entry';
+  export const copyPython = 's3mounts:copy-python-string';
+  export const connectorAction = 's3mounts:connector-action';
+  export const copyMountPath = 's3mounts:copy-mount-path';
+  export const copyMountPython = 's3mounts:copy-mount-python-string';
+  export const copyConnectorUri = 's3mounts:copy-connector-s3-uri';
 }
 
 /** The message the panel shows when the daemon cannot be reached. */

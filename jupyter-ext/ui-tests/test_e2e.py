@@ -5,7 +5,9 @@ Prints the time to the first entries of a 100,000-object folder and the
 number of rows in the DOM (figures, not assertions on time)."""
 
 import json
+import re
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -53,6 +55,21 @@ def stack(tmp_path_factory):
         d.minio_connector("big", m, "jx-big", "big")
         # An invalid file: shown in state error, with the daemon's message.
         d.write_connector("broken", f'name = "Broken"\nendpoint = "{m.endpoint}"\nmount_name = "broken"\n')
+        # Active with a wrong secret: in state error with a one-line reason; its
+        # long name must wrap to two lines at 280 px, never be cut.
+        d.write_secret("wrongkey-key", "not-the-secret-key")
+        d.write_connector("wrongkey", f'''name = "Demo datasets with a wrong secret key"
+endpoint = "{m.endpoint}"
+region = "us-east-1"
+bucket = "jx-data"
+mount_name = "wrongkey"
+addressing = "path"
+active = true
+
+[credentials]
+access_key_id = "{m.access_key}"
+secret_name = "wrongkey-key"
+''')
         d.start()
         lab = Lab(d, tmp_path_factory.mktemp("lab"))
         yield m, d, lab
@@ -130,13 +147,109 @@ def row(page, name):
 
 def context_menu(page, target, label):
     target.click(button="right")
-    item = page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=label)).first
+    item = page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(label)}$"))).first
     item.wait_for(state="visible")
     item.click()
 
 
 def clipboard(page):
     return page.evaluate("navigator.clipboard.readText()")
+
+
+def set_sidebar_width(page, width):
+    """Drag the split handle, as a user would, until the panel is width px wide."""
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    for _ in range(3):
+        cur = page.evaluate("document.querySelector('#s3mounts-panel').getBoundingClientRect().width")
+        if abs(cur - width) <= 2:
+            return
+        box = handle.bounding_box()
+        y = box["y"] + 300
+        page.mouse.move(box["x"] + box["width"] / 2, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] / 2 + (width - cur), y, steps=5)
+        page.mouse.up()
+        page.wait_for_timeout(200)
+
+
+# Contrast of an element's text on its (first opaque ancestor's) background,
+# from the page's computed colours, alpha blended (WCAG 2 formula).
+CONTRAST_JS = """el => {
+  const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const blend = (f, b) => [0, 1, 2].map(i => f[i] * f[3] + b[i] * (1 - f[3])).concat([1]);
+  let bg = [255, 255, 255, 1]; const stack = [];
+  for (let n = el; n; n = n.parentElement) { const c = parse(getComputedStyle(n).backgroundColor);
+    stack.push(c); if (c[3] >= 1) break; }
+  for (let i = stack.length - 1; i >= 0; i--) bg = blend(stack[i], bg);
+  const fg = blend(parse(getComputedStyle(el).color), bg);
+  const lum = c => { const v = c.slice(0, 3).map(x => { x /= 255; return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); });
+    return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+  const a = lum(fg), b = lum(bg); return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
+
+# Elements of the panel wider than it, or reaching past its right edge.
+OVERFLOW_JS = """() => {
+  const p = document.querySelector('#s3mounts-panel'); const right = p.getBoundingClientRect().right + 1;
+  const bad = [];
+  if (p.scrollWidth > p.clientWidth) bad.push('panel ' + p.scrollWidth + '>' + p.clientWidth);
+  for (const e of p.querySelectorAll('*')) {
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    if (r.right > right) bad.push(e.className + ' right ' + r.right.toFixed(0) + ' > ' + right.toFixed(0));
+    const cs = getComputedStyle(e);
+    if (cs.overflowX !== 'visible' && cs.overflowX !== 'hidden' && e.scrollWidth > e.clientWidth + 1)
+      bad.push(e.className + ' scrollWidth ' + e.scrollWidth + ' > ' + e.clientWidth);
+  }
+  return bad;
+}"""
+
+# Connector names cut although two lines would hold them (line-clamped names
+# show at most two lines: a name that needs more is allowed to be clamped).
+TRUNCATED_JS = """() => [...document.querySelectorAll('#s3mounts-panel .jp-S3Mounts-name')].filter(n => {
+  const lh = parseFloat(getComputedStyle(n).lineHeight) || 17;
+  const probe = n.cloneNode(true); probe.style.webkitLineClamp = 'unset'; probe.style.display = 'block';
+  probe.style.width = n.clientWidth + 'px'; probe.style.position = 'absolute'; probe.style.visibility = 'hidden';
+  n.parentElement.appendChild(probe); const needs = probe.scrollHeight; probe.remove();
+  return needs <= 2 * lh + 1 && n.scrollHeight > n.clientHeight + 1;
+}).map(n => n.textContent)"""
+
+
+def layout_checks(page, theme, width):
+    """At width px in theme: screenshot, nothing overflows, names not cut, the
+    selected rows readable (contrast >= 4.5:1)."""
+    set_sidebar_width(page, width)
+    page.wait_for_timeout(300)
+    name = f"panel-{width}-{theme}"
+    panel_box = page.locator("#s3mounts-panel").bounding_box()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    clip = {"x": 0, "y": 0, "width": panel_box["x"] + panel_box["width"] + 1, "height": 720}
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), clip=clip)
+    if width == 280:
+        docs = harness.REPO / "docs"
+        shutil.copyfile(ARTIFACTS / f"{name}.png", docs / f"panel-280-{theme}.png")
+        if theme == "light":
+            shutil.copyfile(ARTIFACTS / f"{name}.png", docs / "panel.png")
+    bad = page.evaluate(OVERFLOW_JS)
+    assert not bad, f"{name}: overflowing the sidebar: {bad[:5]}"
+    cut = page.evaluate(TRUNCATED_JS)
+    assert not cut, f"{name}: connector names cut although they fit in two lines: {cut}"
+    for sel in (".jp-S3Mounts-connector.jp-mod-selected .jp-S3Mounts-name",
+                ".jp-S3Mounts-entry.jp-mod-selected .jp-S3Mounts-entryName"):
+        ratio = page.locator(sel).first.evaluate(CONTRAST_JS)
+        figure(f"{name}: contrast of {sel} = {ratio:.2f}:1")
+        assert ratio >= 4.5, f"{name}: {sel} contrast {ratio:.2f} < 4.5"
+
+
+def set_theme(page, theme):
+    label = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}[theme]
+    before = page.evaluate("getComputedStyle(document.querySelector('#s3mounts-panel')).backgroundColor")
+    page.evaluate(f"window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{label}'}})")
+    page.wait_for_function(
+        "b => getComputedStyle(document.querySelector('#s3mounts-panel')).backgroundColor !== b", arg=before,
+        timeout=30_000)
+    page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=30_000)
+    page.wait_for_timeout(300)
 
 
 def test_panel_end_to_end(stack, browser):
@@ -155,45 +268,62 @@ def test_panel_end_to_end(stack, browser):
         panel = page.locator("#s3mounts-panel")
         panel.wait_for(state="visible")
         assert page.get_attribute("#s3mounts-panel", "aria-label") == "S3 Mounts"
-        # A wider sidebar, as a user would drag it (dates shown).
-        handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
-        box = handle.bounding_box()
-        if box:
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 300)
-            page.mouse.down()
-            page.mouse.move(box["x"] + 260, box["y"] + 300, steps=5)
-            page.mouse.up()
+        set_sidebar_width(page, 280)  # JupyterLab's default sidebar width
 
-        # The connectors, with their state, badge, backend and bucket.
+        # The connectors: compact rows sorted by the name shown, with state,
+        # badge and bucket, and no buttons on the rows.
         data = connector(page, "data")
         data.wait_for()
         connector(page, "big").wait_for()
         assert data.get_attribute("data-state") == "inactive"
         assert data.locator(".jp-S3Mounts-badge").inner_text() == "RO"
         assert data.locator(".jp-S3Mounts-bucket").inner_text() == "jx-data"
-        assert data.locator(".jp-S3Mounts-backend").inner_text() == "default"
+        assert page.locator(".jp-S3Mounts-connector button").count() == 0
         assert page.locator(".jp-S3Mounts-warning").is_hidden(), "version mismatch warning shown"
         broken = page.locator('.jp-S3Mounts-connector[data-id="broken"][data-state="error"]')
         broken.wait_for()
-        details = broken.locator(".jp-S3Mounts-details").inner_text()
-        assert "bucket" in details, details
-        assert details in broken.locator(".jp-S3Mounts-dot").get_attribute("title")
+        reason = broken.locator(".jp-S3Mounts-reason").inner_text()
+        assert "bucket" in reason, reason
+        assert reason.rstrip(".…") in broken.locator(".jp-S3Mounts-dot").get_attribute("title")
+        # A file that does not parse shows no badge it does not have.
+        assert broken.locator(".jp-S3Mounts-badge").count() == 0
+        shown = page.locator(".jp-S3Mounts-connector .jp-S3Mounts-name").all_inner_texts()
+        assert shown == sorted(shown, key=str.lower), shown
 
-        # Test connection: each check shown.
-        data.locator(".jp-S3Mounts-test").click()
+        # A wrong secret: a one-line reason in plain words, the full text in the tooltip.
+        wrong = page.locator('.jp-S3Mounts-connector[data-id="wrongkey"][data-state="error"]')
+        wrong.wait_for(timeout=120_000)
+        reason_el = wrong.locator(".jp-S3Mounts-reason")
+        reason = reason_el.inner_text()
+        full = reason_el.get_attribute("title")
+        print(f"\n[wrong secret] reason: {reason!r}\n[wrong secret] full: {full!r}", flush=True)
+        assert reason and "\n" not in reason and len(reason) <= 140, reason
+        for raw in ("RequestID", "HostID", "StatusCode", "<?xml"):
+            assert raw not in reason and raw not in full, (raw, reason, full)
+        sub_h = wrong.locator(".jp-S3Mounts-sub").evaluate("e => e.getBoundingClientRect().height")
+        assert sub_h < 24, f"the reason takes {sub_h}px: more than one line"
+        # In error while active: Deactivate is offered, Activate is not.
+        wrong.click()
+        page.locator(".jp-S3Mounts-toolbar .jp-S3Mounts-deactivate").wait_for(state="visible")
+        assert page.locator(".jp-S3Mounts-toolbar .jp-S3Mounts-activate").is_hidden()
+
+        # Test connection (toolbar of the selected connector): each check shown.
+        data.click()
+        page.locator(".jp-S3Mounts-toolbar .jp-S3Mounts-test").click()
         data.locator('.jp-S3Mounts-checks li[data-check="list"]').wait_for(timeout=60_000)
         checks = data.locator(".jp-S3Mounts-checks li[data-check]")
         names = [checks.nth(i).get_attribute("data-check") for i in range(checks.count())]
         assert {"endpoint", "credentials", "bucket", "list"} <= set(names), names
         assert data.locator(".jp-S3Mounts-checks .jp-S3Mounts-check-fail").count() == 0
 
-        # Activate: the state turns mounted (live, from the event stream).
-        data.locator(".jp-S3Mounts-activate").click()
+        # Activate from the row's context menu: busy, then mounted (live, from the event stream).
+        context_menu(page, data, "Activate")
         page.locator('.jp-S3Mounts-connector[data-id="data"][data-state="mounted"]').wait_for(timeout=90_000)
         assert d.connector("data")["state"] == "mounted"
+        assert data.get_attribute("aria-busy") == "false"
 
-        # Browse: folders first, into tables/.
-        data.locator("button.jp-S3Mounts-name").click()
+        # Browse: a double click opens the connector; folders first, into tables/.
+        data.dblclick()
         row(page, "tables").wait_for()
         first = page.locator(".jp-S3Mounts-entry").first
         assert first.get_attribute("data-type") == "dir"
@@ -209,6 +339,8 @@ def test_panel_end_to_end(stack, browser):
         path = clipboard(page)
         assert path == str(d.project_root / "data" / "tables" / "iris.csv"), path
         assert Path(path).read_bytes() == harness.SAMPLE["tables/iris.csv"]
+        context_menu(page, row(page, "iris.csv"), "Copy as Python string")
+        assert clipboard(page) == f"'{path}'"
         context_menu(page, row(page, "iris.csv"), "Copy S3 URI")
         assert clipboard(page) == "s3://jx-data/tables/iris.csv"
         context_menu(page, row(page, "iris.csv"), "Copy code snippet")
@@ -238,6 +370,22 @@ def test_panel_end_to_end(stack, browser):
         row(page, "iris.csv").wait_for()
         shot(page, "panel-browse")
 
+        # The layout at 280 and 600 px, light and dark: screenshots, no
+        # overflow, names not cut, the selected rows readable.
+        row(page, "iris.csv").click()
+        data.click()
+        page.fill(".jp-S3Mounts-filter", "iris")
+        page.locator(".jp-S3Mounts-status", has_text="match").wait_for()
+        page.fill(".jp-S3Mounts-filter", "")
+        row(page, "iris.csv").click()
+        for theme in ("light", "dark"):
+            if theme == "dark":
+                set_theme(page, theme)
+            for width in (280, 600):
+                layout_checks(page, theme, width)
+        set_theme(page, "light")
+        set_sidebar_width(page, 280)
+
         # Open: the file opens in JupyterLab (the mount is under the server's root).
         context_menu(page, row(page, "iris.csv"), "Open")
         page.locator(".lm-DockPanel-tabBar .lm-TabBar-tabLabel", has_text="iris.csv").wait_for(timeout=30_000)
@@ -257,7 +405,7 @@ def test_panel_end_to_end(stack, browser):
 
         # The 100k-object folder: first entries quickly, few rows in the DOM.
         big = connector(page, "big")
-        big.locator("button.jp-S3Mounts-name").click()
+        big.dblclick()
         row(page, "many").wait_for(timeout=60_000)
         page.evaluate("""() => {
             window.__s3first = null;
@@ -319,9 +467,24 @@ def test_panel_end_to_end(stack, browser):
         assert all(name == f"object-{i:07d}.txt" for i, name in shown), shown[:5]
         assert max(i for i, _ in shown) >= loaded - 2 * 500, (loaded, max(i for i, _ in shown))
 
-        # Deactivate both from the panel.
+        # Deactivate asks first, saying it unmounts for every user; Cancel keeps it.
+        connector(page, "big").click()
+        page.locator(".jp-S3Mounts-toolbar .jp-S3Mounts-deactivate").click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.wait_for()
+        assert "every user" in dialog.inner_text(), dialog.inner_text()
+        dialog.locator(".jp-Dialog-button", has_text="Cancel").click()
+        dialog.wait_for(state="detached")
+        assert d.connector("big")["state"] == "mounted"
+        # Deactivate both from the panel (toolbar, then context menu), confirmed.
         for cid in ("big", "data"):
-            connector(page, cid).locator(".jp-S3Mounts-deactivate").click()
+            connector(page, cid).click()
+            if cid == "big":
+                page.locator(".jp-S3Mounts-toolbar .jp-S3Mounts-deactivate").click()
+            else:
+                context_menu(page, connector(page, cid), "Deactivate…")
+            dialog.wait_for()
+            dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
             page.locator(f'.jp-S3Mounts-connector[data-id="{cid}"][data-state="inactive"]').wait_for(timeout=90_000)
         assert page.locator(".jp-S3Mounts-browser").is_hidden()
         assert harness.mounts_under(d.project_root) == []
@@ -330,13 +493,14 @@ def test_panel_end_to_end(stack, browser):
         d.stop()
         page.locator(".jp-S3Mounts-banner", has_text=AGENT_DOWN).wait_for(timeout=90_000)
         shot(page, "panel-agent-down")
-        assert connector(page, "data").locator(".jp-S3Mounts-activate").is_disabled()
+        assert "systemctl start s3mountd" in page.locator(".jp-S3Mounts-banner").inner_text()
+        assert page.locator(".jp-S3Mounts-toolbar .jp-S3Mounts-activate").is_disabled()
 
         # The agent comes back: the panel recovers by itself.
         d.start()
         page.locator(".jp-S3Mounts-banner").wait_for(state="hidden", timeout=120_000)
         page.locator('#s3mounts-panel[data-live="true"]').wait_for(timeout=120_000)
-        assert connector(page, "data").locator(".jp-S3Mounts-activate").is_enabled()
+        page.locator(".jp-S3Mounts-toolbar .jp-S3Mounts-activate:enabled").wait_for(timeout=30_000)
 
         # Restored with the layout: after a reload the panel is open again.
         def saved():

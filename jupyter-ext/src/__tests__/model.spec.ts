@@ -27,6 +27,17 @@ describe('MountsModel', () => {
 
   afterEach(() => model.dispose());
 
+  it('sorts by the name shown, not by id', async () => {
+    await flush();
+    const es = FakeEventSource.all[0];
+    es.open();
+    es.send(JSON.stringify(connector('zz', { name: 'Alpha' })));
+    es.send(JSON.stringify(connector('aa', { name: 'Zulu' })));
+    es.send(JSON.stringify(connector('a', { name: 'Name a 10' })));
+    es.send(JSON.stringify(connector('b', { name: 'Name a 9' })));
+    expect(model.connectors.map(c => c.name)).toEqual(['Alpha', 'Name a 9', 'Name a 10', 'Zulu']);
+  });
+
   it('loads the connectors sorted by id', async () => {
     await flush();
     expect(model.status).toBe('ok');
