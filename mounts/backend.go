@@ -43,6 +43,14 @@ type Spec struct {
 	// (0: the backend's default share). Writes past it fail with ENOSPC.
 	MaxStaging        int64 `json:"max_staging,omitempty"`
 	MaxStagingPercent int   `json:"max_staging_percent,omitempty"`
+	// Permissions is "connector" (everything shows UID/GID/FileMode/DirMode;
+	// chmod/chown fail with EPERM) or "object" (mode/uid/gid stored per
+	// object in x-amz-meta-mode/uid/gid, enforced by the kernel).
+	Permissions string `json:"permissions,omitempty"`
+	// MetadataMax bounds the built-in backend's metadata cache, in bytes.
+	MetadataMax int64 `json:"metadata_max,omitempty"`
+	// ListConcurrency caps the concurrent key-range listings of one folder.
+	ListConcurrency int `json:"list_concurrency,omitempty"`
 	// RuntimeDir is a private (0700, root) directory for this mount's
 	// runtime files, e.g. an external tool's credentials file. Removed when
 	// the mount ends.
