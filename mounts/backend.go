@@ -140,6 +140,23 @@ type StagingReporter interface {
 	Staging() (used, limit int64)
 }
 
+// Stats are a mount's own counters, for metrics, status and benchmarks.
+type Stats struct {
+	// Requests counts S3 requests sent, by operation name as the SDK
+	// spells it ("HeadObject", "ListObjectsV2", "GetObject", ...).
+	Requests map[string]uint64 `json:"requests,omitempty"`
+	// MetadataBytes is the metadata cache's size now, MetadataEntries the
+	// entries it holds, MetadataLimit its bound in bytes (0: none).
+	MetadataBytes   int64 `json:"metadata_bytes"`
+	MetadataEntries int64 `json:"metadata_entries"`
+	MetadataLimit   int64 `json:"metadata_limit"`
+}
+
+// StatsReporter is implemented by a Mount that keeps Stats.
+type StatsReporter interface {
+	Stats() Stats
+}
+
 // Lister is implemented by a Mount that can page through a directory itself,
 // faster than reading the mounted path (e.g. straight from ListObjectsV2).
 type Lister interface {
