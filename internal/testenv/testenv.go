@@ -153,7 +153,10 @@ func (m *MinIO) start(bin string) error {
 		resp, err := http.Get(m.Endpoint + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			// ready can answer before the object layer takes requests
+			// (XMinioServerNotInitialized under load): also wait for a
+			// signed ListBuckets to succeed.
+			if resp.StatusCode == 200 && m.answersS3() {
 				return nil
 			}
 		}
@@ -168,6 +171,18 @@ func (m *MinIO) start(bin string) error {
 }
 
 var errExited = errors.New("exited at start")
+
+// answersS3 reports whether a signed ListBuckets succeeds.
+func (m *MinIO) answersS3() bool {
+	c, err := s3conn.NewClient(context.Background(), m.Spec("x"), s3conn.Options{})
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = c.ListBuckets(ctx, &s3.ListBucketsInput{})
+	return err == nil
+}
 
 // exited reports whether child pid has ended (a zombie not yet reaped).
 func exited(pid int) bool {
