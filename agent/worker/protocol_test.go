@@ -231,3 +231,41 @@ func TestWorkerCodedErrors(t *testing.T) {
 		t.Errorf("death: Err = %v (code %q); want code %q saying killed", h.Err(), EndCode(h.Err()), EndDied)
 	}
 }
+
+// TestProtocolDocumented: the control socket's table in docs/DESIGN.md
+// lists exactly the calls the worker serves.
+func TestProtocolDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "DESIGN.md"))
+	if err != nil {
+		t.Fatalf("docs/DESIGN.md: %v", err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, "### Control socket")
+	if i < 0 {
+		t.Fatal("docs/DESIGN.md has no \"### Control socket\" section; update this test if it moved")
+	}
+	sec := doc[i+1:]
+	if j := strings.Index(sec, "\n#"); j >= 0 {
+		sec = sec[:j]
+	}
+	mux := (&server{}).routes().(*http.ServeMux)
+	documented := map[string]bool{}
+	for _, line := range strings.Split(sec, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		call := strings.SplitN(strings.TrimPrefix(line, "| `"), "`", 2)[0]
+		method, target, _ := strings.Cut(call, " ")
+		path, _, _ := strings.Cut(target, "?")
+		documented[method+" "+path] = true
+		req, _ := http.NewRequest(method, "http://worker"+target, nil)
+		if _, pat := mux.Handler(req); pat != method+" "+path {
+			t.Errorf("docs/DESIGN.md documents %s, which the worker does not serve (served pattern %q)", call, pat)
+		}
+	}
+	for _, want := range []string{"GET " + PathStatus, "GET " + PathWait, "POST " + PathUnmount, "POST " + PathRefresh, "GET " + PathFiles} {
+		if !documented[want] {
+			t.Errorf("the worker serves %s; docs/DESIGN.md's control socket table does not list it", want)
+		}
+	}
+}
