@@ -172,21 +172,31 @@ type route struct {
 }
 
 // routes is every route of the API, sorted by pattern then method
-// (TestRoutesSorted keeps it so).
+// (TestRoutesSorted keeps it so). Method and pattern come from the
+// client's Route values, which the Go client calls: each path is written
+// once. TestRoutesDocumented checks docs/API.md against this table, and
+// TestRoutesPanel the JupyterLab extension's proxy and panel.
 var routes = []route{
-	{"GET", "/metrics", (*API).getMetrics, false},
-	{"GET", "/v1/connectors", (*API).listConnectors, false},
-	{"GET", "/v1/connectors/{id}", (*API).getConnector, false},
-	{"POST", "/v1/connectors/{id}/activate", (*API).activate, false},
-	{"POST", "/v1/connectors/{id}/deactivate", (*API).deactivate, false},
-	{"GET", "/v1/connectors/{id}/files", (*API).files, false},
-	{"POST", "/v1/connectors/{id}/refresh", (*API).refresh, false},
-	{"POST", "/v1/connectors/{id}/test", (*API).test, false},
-	{"GET", "/v1/events", (*API).events, true},
-	{"GET", "/v1/health", (*API).health, false},
-	{"GET", "/v1/metrics", (*API).getMetrics, false},
-	{"GET", "/v1/pubkey", (*API).pubkey, false},
+	on(client.RouteMetrics, (*API).getMetrics),
+	on(client.RouteConnectors, (*API).listConnectors),
+	on(client.RouteConnector, (*API).getConnector),
+	on(client.RouteActivate, (*API).activate),
+	on(client.RouteDeactivate, (*API).deactivate),
+	on(client.RouteFiles, (*API).files),
+	on(client.RouteRefresh, (*API).refresh),
+	on(client.RouteTest, (*API).test),
+	streamOn(client.RouteEvents, (*API).events),
+	on(client.RouteHealth, (*API).health),
+	on(client.RouteMetricsV1, (*API).getMetrics),
+	on(client.RoutePubKey, (*API).pubkey),
 }
+
+// on is a route answered by h.
+func on(r client.Route, h handlerFunc) route { return route{r.Method, r.Pattern, h, false} }
+
+// streamOn is a route whose answer lasts as long as the client (no
+// latency histogram, no HEAD).
+func streamOn(r client.Route, h handlerFunc) route { return route{r.Method, r.Pattern, h, true} }
 
 // match finds the route of a path. It returns the route (nil if none), the
 // {id} value, and the methods the path allows (for 405 answers).

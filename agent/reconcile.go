@@ -897,12 +897,16 @@ func (r *reconciler) mounted(id string) (*conn, *worker.Handle, error) {
 func workerErr(err error) error {
 	var ce *worker.CallError
 	if errors.As(err, &ce) {
-		switch ce.Status {
-		case 400:
+		code := ce.Code
+		if code == "" { // a CallError made by hand carries its status only
+			code = worker.CodeOf(ce.Status)
+		}
+		switch code {
+		case worker.CodeInvalid:
 			return Errorf(client.CodeInvalid, "%s", ce.Msg)
-		case 404:
+		case worker.CodeNotFound:
 			return Errorf(client.CodeNotFound, "%s", ce.Msg)
-		case 409:
+		case worker.CodeConflict:
 			return Errorf(client.CodeConflict, "%s", ce.Msg)
 		}
 		return errors.New(ce.Msg)

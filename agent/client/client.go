@@ -222,6 +222,12 @@ func rootCause(err error) error {
 	return err
 }
 
+// call sends a request on route r (for connector id, if the route has
+// "{id}") and decodes a JSON answer into out (nil: discard).
+func (c *Client) call(ctx context.Context, r Route, id string, q url.Values, out any) error {
+	return c.do(ctx, r.Method, r.Path(id), q, out)
+}
+
 // do sends a request and decodes a JSON answer into out (nil: discard).
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
 	resp, err := c.send(ctx, method, path, q)
@@ -273,20 +279,16 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values) (*
 		Message: fmt.Sprintf("s3mountd: %s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(body)))}
 }
 
-func connPath(id, suffix string) string {
-	return "/v1/connectors/" + url.PathEscape(id) + suffix
-}
-
 // Health is GET /v1/health; anyone who can connect may ask.
 func (c *Client) Health(ctx context.Context) (*Health, error) {
 	var h Health
-	return &h, c.do(ctx, "GET", "/v1/health", nil, &h)
+	return &h, c.call(ctx, RouteHealth, "", nil, &h)
 }
 
 // Connectors lists the connectors the caller may see.
 func (c *Client) Connectors(ctx context.Context) ([]Connector, error) {
 	var l ConnectorList
-	if err := c.do(ctx, "GET", "/v1/connectors", nil, &l); err != nil {
+	if err := c.call(ctx, RouteConnectors, "", nil, &l); err != nil {
 		return nil, err
 	}
 	return l.Connectors, nil
@@ -295,20 +297,20 @@ func (c *Client) Connectors(ctx context.Context) ([]Connector, error) {
 // Connector returns one connector.
 func (c *Client) Connector(ctx context.Context, id string) (*Connector, error) {
 	var out Connector
-	return &out, c.do(ctx, "GET", connPath(id, ""), nil, &out)
+	return &out, c.call(ctx, RouteConnector, id, nil, &out)
 }
 
 // Activate asks for the connector to be mounted and waits (bounded by the
 // daemon) until it is mounted or failed; check the answer's State.
 func (c *Client) Activate(ctx context.Context, id string) (*Connector, error) {
 	var out Connector
-	return &out, c.do(ctx, "POST", connPath(id, "/activate"), nil, &out)
+	return &out, c.call(ctx, RouteActivate, id, nil, &out)
 }
 
 // Deactivate asks for the connector to be unmounted and waits until it is.
 func (c *Client) Deactivate(ctx context.Context, id string) (*Connector, error) {
 	var out Connector
-	return &out, c.do(ctx, "POST", connPath(id, "/deactivate"), nil, &out)
+	return &out, c.call(ctx, RouteDeactivate, id, nil, &out)
 }
 
 // Refresh drops what the mount caches under path ("" or "/": everything).
@@ -317,14 +319,14 @@ func (c *Client) Refresh(ctx context.Context, id, path string) error {
 	if path != "" {
 		q.Set("path", path)
 	}
-	return c.do(ctx, "POST", connPath(id, "/refresh"), q, &OK{})
+	return c.call(ctx, RouteRefresh, id, q, &OK{})
 }
 
 // Test checks the connector (endpoint, credentials, bucket, list, read,
 // write) without mounting it.
 func (c *Client) Test(ctx context.Context, id string) (*TestResult, error) {
 	var out TestResult
-	return &out, c.do(ctx, "POST", connPath(id, "/test"), nil, &out)
+	return &out, c.call(ctx, RouteTest, id, nil, &out)
 }
 
 // Files returns one page of a directory of a mounted connector; pass the
@@ -342,7 +344,7 @@ func (c *Client) Files(ctx context.Context, id, path, cursor string, limit int) 
 		q.Set("limit", strconv.Itoa(limit))
 	}
 	var out Files
-	return &out, c.do(ctx, "GET", connPath(id, "/files"), q, &out)
+	return &out, c.call(ctx, RouteFiles, id, q, &out)
 }
 
 // AllFiles follows next_cursor until the directory is read completely.
@@ -365,7 +367,7 @@ func (c *Client) AllFiles(ctx context.Context, id, path string, limit int) ([]En
 // PubKey returns the node's age recipient (GET /v1/pubkey).
 func (c *Client) PubKey(ctx context.Context) (string, error) {
 	var out PubKey
-	if err := c.do(ctx, "GET", "/v1/pubkey", nil, &out); err != nil {
+	if err := c.call(ctx, RoutePubKey, "", nil, &out); err != nil {
 		return "", err
 	}
 	return out.Recipient, nil
@@ -373,7 +375,7 @@ func (c *Client) PubKey(ctx context.Context) (string, error) {
 
 // Metrics returns the Prometheus text exposition (admins only).
 func (c *Client) Metrics(ctx context.Context) (string, error) {
-	resp, err := c.send(ctx, "GET", "/metrics", nil)
+	resp, err := c.send(ctx, RouteMetrics.Method, RouteMetrics.Pattern, nil)
 	if err != nil {
 		return "", err
 	}
@@ -391,13 +393,13 @@ type EventStream struct {
 // Events opens the event stream: one Connector per state change of the
 // connectors the caller may see. Close it, or cancel ctx, when done.
 func (c *Client) Events(ctx context.Context) (*EventStream, error) {
-	resp, err := c.send(ctx, "GET", "/v1/events", nil)
+	resp, err := c.send(ctx, RouteEvents.Method, RouteEvents.Pattern, nil)
 	if err != nil {
 		return nil, err
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
 		resp.Body.Close()
-		return nil, fmt.Errorf("s3mountd: GET /v1/events answered %q, not an event stream", ct)
+		return nil, fmt.Errorf("s3mountd: %s answered %q, not an event stream", RouteEvents, ct)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)

@@ -9,17 +9,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// filesError maps an error of listing /rel to the worker's HTTP status
-// (which the daemon turns into the API's code): a missing path is 404
-// (not_found), a file's path is 400 (invalid), anything else 500.
-func filesError(rel string, err error) (int, error) {
+// filesError maps an error of listing /rel to the worker's error code
+// (which the daemon turns into the API's): a missing path is not_found, a
+// file's path invalid, anything else internal.
+func filesError(rel string, err error) (string, error) {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return 404, fmt.Errorf("no such directory: /%s (list its parent to see what is there)", rel)
+		return CodeNotFound, fmt.Errorf("no such directory: /%s (list its parent to see what is there)", rel)
 	case errors.Is(err, syscall.ENOTDIR):
-		return 400, fmt.Errorf("/%s is a file, not a directory: list its parent, or read the file through the mount", rel)
+		return CodeInvalid, fmt.Errorf("/%s is a file, not a directory: list its parent, or read the file through the mount", rel)
 	}
-	return 500, err
+	return CodeInternal, err
 }
 
 // checkExists reports ENOENT when rel does not exist beneath root (the

@@ -23,12 +23,111 @@ import (
 	"github.com/s3mounts/s3mounts/mounts"
 )
 
+// The worker protocol: HTTP/1.1 + JSON on the worker's root-only control
+// socket (docs/DESIGN.md). The supervisor (supervisor.go) and the worker
+// (worker.go) both use these names; nothing else spells them.
+
+// Paths of the control socket.
+const (
+	// PathStatus (GET) answers Status; with ?wait=1 it first waits while
+	// the worker is still mounting.
+	PathStatus = "/v1/status"
+	// PathWait (GET) sends its headers at once and answers WaitResult when
+	// the mount has ended: the supervisor holds it open to notice the end.
+	PathWait = "/v1/wait"
+	// PathUnmount (POST) unmounts and answers UnmountResult; the worker
+	// then exits (after the open files of a lazily detached mount close).
+	PathUnmount = "/v1/unmount"
+	// PathRefresh (POST ?path=P) drops what the mount caches under P.
+	PathRefresh = "/v1/refresh"
+	// PathFiles (GET ?path=P&cursor=C&limit=N) answers a mounts.Page.
+	PathFiles = "/v1/files"
+)
+
 // Worker states reported by GET /v1/status.
 const (
 	StateMounting = "mounting"
 	StateMounted  = "mounted"
 	StateError    = "error" // the mount failed or ended; the worker exits soon
 )
+
+// Error codes of ErrorBody; each has one HTTP status (StatusOf). The
+// reconciler turns them into the API's codes.
+const (
+	CodeInvalid  = "invalid"   // 400: a bad parameter, or a path that is a file or a link
+	CodeNotFound = "not_found" // 404: no such file or directory
+	CodeConflict = "conflict"  // 409: not mounted, or the mount point is no longer the mount
+	CodeInternal = "internal"  // 500: anything else
+)
+
+// StatusOf is the HTTP status a worker answers an error code with.
+func StatusOf(code string) int {
+	switch code {
+	case CodeInvalid:
+		return 400
+	case CodeNotFound:
+		return 404
+	case CodeConflict:
+		return 409
+	}
+	return 500
+}
+
+// CodeOf is the error code of an HTTP status: the code of an error answer
+// without one (from a worker of the previous daemon version, which sent
+// {"error":"…"} alone, or a plain-text answer).
+func CodeOf(status int) string {
+	switch status {
+	case 400:
+		return CodeInvalid
+	case 404:
+		return CodeNotFound
+	case 409:
+		return CodeConflict
+	}
+	return CodeInternal
+}
+
+// ErrorBody is every error answer of a worker: {"code":…,"error":…}. The
+// message keeps the key "error" of the protocol's first version, so a
+// daemon of that version still reads a newer worker's messages (e.g. after
+// a downgrade); the supervisor codes an answer that has no "code" by its
+// HTTP status (CodeOf).
+type ErrorBody struct {
+	Code    string `json:"code,omitempty"`
+	Message string `json:"error"`
+}
+
+// Why a worker ended: the Code of the *EndError that Handle.Err returns.
+const (
+	// EndFailed: the worker said why (its mount failed, or ended with an
+	// error); the message is its own.
+	EndFailed = "failed"
+	// EndDied: the worker went without answering /v1/wait (it crashed or
+	// was killed); the message names its exit status when known.
+	EndDied = "died"
+	// EndUnreachable: the worker's control socket could not be reached to
+	// wait on it.
+	EndUnreachable = "unreachable"
+)
+
+// EndError is why a worker ended (Handle.Err). Callers decide on Code;
+// Msg is for people.
+type EndError struct {
+	Code string
+	Msg  string
+}
+
+func (e *EndError) Error() string { return e.Msg }
+
+// EndCode is the Code of err if it is an *EndError, else "".
+func EndCode(err error) string {
+	var ee *EndError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	return ""
+}
 
 // Record is <state_dir>/workers/<id>.json (0600): what a restarted agent
 // needs to find and trust a live worker.
@@ -81,10 +180,6 @@ type WaitResult struct {
 type UnmountResult struct {
 	OK   bool `json:"ok"`
 	Lazy bool `json:"lazy,omitempty"`
-}
-
-type errorBody struct {
-	Error string `json:"error"`
 }
 
 // SpecHash is the sha256 of the Spec's JSON, secrets included (so a rotated

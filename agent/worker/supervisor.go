@@ -206,16 +206,23 @@ func (h *Handle) reaped() <-chan struct{} {
 }
 
 func (h *Handle) exitString() string {
+	s, _ := h.exitStatus()
+	return s
+}
+
+// exitStatus describes how the reaped worker exited; known is false when
+// it was not reaped by this process.
+func (h *Handle) exitStatus() (s string, known bool) {
 	reapMu.Lock()
 	defer reapMu.Unlock()
 	ws, ok := reapStat[h.PID]
 	if !ok {
-		return "exit status unknown"
+		return "exit status unknown", false
 	}
 	if ws.Signaled() {
-		return "killed by signal " + ws.Signal().String()
+		return "killed by signal " + ws.Signal().String(), true
 	}
-	return "exit status " + strconv.Itoa(ws.ExitStatus())
+	return "exit status " + strconv.Itoa(ws.ExitStatus()), true
 }
 
 // reap waits for the worker if it is this process's child (our own, or
@@ -253,22 +260,22 @@ func (h *Handle) reap() {
 // watch holds GET /v1/wait open; its answer or a broken connection means
 // the worker is gone.
 func (h *Handle) watch() {
-	var endErr error
-	req, _ := http.NewRequest("GET", "http://worker/v1/wait", nil)
+	var endErr *EndError
+	req, _ := http.NewRequest("GET", "http://worker"+PathWait, nil)
 	resp, err := h.hc.Do(req)
 	h.log.Debug("watching mount worker", "connector", h.ID, "pid", h.PID, "err", err)
 	close(h.ready)
 	if err != nil {
-		endErr = fmt.Errorf("mount worker unreachable: %v", err)
+		endErr = &EndError{Code: EndUnreachable, Msg: fmt.Sprintf("mount worker unreachable: %v", err)}
 	} else {
 		var res WaitResult
 		derr := json.NewDecoder(resp.Body).Decode(&res)
 		resp.Body.Close()
 		switch {
 		case derr != nil:
-			endErr = errors.New("mount worker died")
+			endErr = &EndError{Code: EndDied, Msg: "mount worker died"}
 		case res.Error != "":
-			endErr = errors.New(res.Error)
+			endErr = &EndError{Code: EndFailed, Msg: res.Error}
 		}
 	}
 	// A dead worker: make sure it is gone (and reaped, if ours) before
@@ -276,19 +283,21 @@ func (h *Handle) watch() {
 	for i := 0; i < 100 && h.alive(); i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if endErr != nil && strings.Contains(endErr.Error(), "died") {
+	if endErr != nil && endErr.Code == EndDied {
 		select {
 		case <-h.reaped():
-			if s := h.exitString(); s != "exit status unknown" {
-				endErr = fmt.Errorf("mount worker died (%s)", s)
+			if s, known := h.exitStatus(); known {
+				endErr.Msg = fmt.Sprintf("mount worker died (%s)", s)
 			}
 		case <-time.After(time.Second):
 		}
 	}
 	h.mu.Lock()
-	h.endErr = endErr
+	if endErr != nil { // never a typed nil in the error interface
+		h.endErr = endErr
+	}
 	h.mu.Unlock()
-	h.log.Debug("mount worker gone", "connector", h.ID, "pid", h.PID, "reason", endErr)
+	h.log.Debug("mount worker gone", "connector", h.ID, "pid", h.PID, "reason", h.Err())
 	close(h.done)
 }
 
@@ -296,7 +305,8 @@ func (h *Handle) watch() {
 // end, e.g. after Unmount).
 func (h *Handle) Done() <-chan struct{} { return h.done }
 
-// Err is why the worker ended (valid after Done).
+// Err is why the worker ended (valid after Done): an *EndError, whose
+// Code (EndCode) says how.
 func (h *Handle) Err() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -315,11 +325,7 @@ func (h *Handle) call(ctx context.Context, method, path string, out any) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if resp.StatusCode != 200 {
-		var eb errorBody
-		if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
-			return &CallError{Status: resp.StatusCode, Msg: eb.Error}
-		}
-		return &CallError{Status: resp.StatusCode, Msg: strings.TrimSpace(string(body))}
+		return callError(resp.StatusCode, body)
 	}
 	if out != nil {
 		return json.NewDecoder(bytes.NewReader(body)).Decode(out)
@@ -327,9 +333,28 @@ func (h *Handle) call(ctx context.Context, method, path string, out any) error {
 	return nil
 }
 
-// CallError is an error answer of a worker.
+// callError decodes an error answer: an ErrorBody, or from a worker of the
+// previous daemon version {"error":…} without a code, or plain text; an
+// answer without a code is coded by its status.
+func callError(status int, body []byte) *CallError {
+	ce := &CallError{Status: status}
+	var eb ErrorBody
+	if json.Unmarshal(body, &eb) == nil && eb.Message != "" {
+		ce.Code, ce.Msg = eb.Code, eb.Message
+	} else {
+		ce.Msg = strings.TrimSpace(string(body))
+	}
+	if ce.Code == "" {
+		ce.Code = CodeOf(status)
+	}
+	return ce
+}
+
+// CallError is an error answer of a worker. Callers decide on Code (one of
+// the Code* constants); Msg is for people.
 type CallError struct {
 	Status int
+	Code   string
 	Msg    string
 }
 
@@ -340,7 +365,7 @@ func (h *Handle) Status(ctx context.Context) (Status, error) {
 	var st Status
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	err := h.call(ctx, "GET", "/v1/status", &st)
+	err := h.call(ctx, "GET", PathStatus, &st)
 	return st, err
 }
 
@@ -349,7 +374,7 @@ func (h *Handle) Status(ctx context.Context) (Status, error) {
 func (h *Handle) WaitMounted(ctx context.Context) error {
 	var st Status
 	errc := make(chan error, 1)
-	go func() { errc <- h.call(ctx, "GET", "/v1/status?wait=1", &st) }()
+	go func() { errc <- h.call(ctx, "GET", PathStatus+"?wait=1", &st) }()
 	select {
 	case err := <-errc:
 		if err != nil {
@@ -387,7 +412,7 @@ func (h *Handle) WaitMounted(ctx context.Context) error {
 // killed and its mountpoint detached.
 func (h *Handle) Unmount(ctx context.Context) (lazy bool, err error) {
 	var res UnmountResult
-	cerr := h.call(ctx, "POST", "/v1/unmount", &res)
+	cerr := h.call(ctx, "POST", PathUnmount, &res)
 	h.log.Debug("asked mount worker to unmount", "connector", h.ID, "pid", h.PID, "lazy", res.Lazy, "err", cerr)
 	if cerr != nil {
 		select {
@@ -458,14 +483,14 @@ func (h *Handle) Kill() {
 
 // Refresh asks the worker to drop cached data under path.
 func (h *Handle) Refresh(ctx context.Context, path string) error {
-	return h.call(ctx, "POST", "/v1/refresh?path="+url.QueryEscape(path), nil)
+	return h.call(ctx, "POST", PathRefresh+"?path="+url.QueryEscape(path), nil)
 }
 
 // Files lists one page of a directory of the mount.
 func (h *Handle) Files(ctx context.Context, dir, cursor string, limit int) (mounts.Page, error) {
 	var p mounts.Page
 	q := url.Values{"path": {dir}, "cursor": {cursor}, "limit": {strconv.Itoa(limit)}}
-	err := h.call(ctx, "GET", "/v1/files?"+q.Encode(), &p)
+	err := h.call(ctx, "GET", PathFiles+"?"+q.Encode(), &p)
 	return p, err
 }
 

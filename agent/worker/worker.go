@@ -435,7 +435,7 @@ func (w *server) unmount(ctx context.Context) (lazy bool, err error) {
 
 func (w *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(rw http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+PathStatus, func(rw http.ResponseWriter, r *http.Request) {
 		st, ch := w.status()
 		if r.URL.Query().Get("wait") != "" && st.State == StateMounting {
 			select {
@@ -452,7 +452,7 @@ func (w *server) routes() http.Handler {
 		}
 		writeJSON(rw, 200, st)
 	})
-	mux.HandleFunc("GET /v1/wait", func(rw http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+PathWait, func(rw http.ResponseWriter, r *http.Request) {
 		// Headers go out at once so the caller knows the worker is there.
 		rw.Header().Set("Content-Type", "application/json")
 		rw.WriteHeader(200)
@@ -470,12 +470,12 @@ func (w *server) routes() http.Handler {
 		w.mu.Unlock()
 		json.NewEncoder(rw).Encode(res)
 	})
-	mux.HandleFunc("POST /v1/unmount", func(rw http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST "+PathUnmount, func(rw http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
 		lazy, err := w.unmount(ctx)
 		if err != nil {
-			writeJSON(rw, 500, errorBody{Error: err.Error()})
+			writeError(rw, CodeInternal, err.Error())
 			return
 		}
 		if lazy {
@@ -488,17 +488,17 @@ func (w *server) routes() http.Handler {
 		}
 		writeJSON(rw, 200, UnmountResult{OK: true, Lazy: lazy})
 	})
-	mux.HandleFunc("POST /v1/refresh", func(rw http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST "+PathRefresh, func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()
 		m := w.mount
 		w.mu.Unlock()
 		if m == nil {
-			writeJSON(rw, 409, errorBody{Error: "not mounted"})
+			writeError(rw, CodeConflict, "not mounted")
 			return
 		}
 		if rf, ok := m.(mounts.Refresher); ok {
 			if err := rf.Refresh(r.URL.Query().Get("path")); err != nil {
-				writeJSON(rw, 500, errorBody{Error: err.Error()})
+				writeError(rw, CodeInternal, err.Error())
 				return
 			}
 		}
@@ -506,19 +506,19 @@ func (w *server) routes() http.Handler {
 		if rel, err := CleanRel(r.URL.Query().Get("path")); err == nil && rel != "" {
 			root, err := w.openMountRoot(m)
 			if err != nil {
-				writeJSON(rw, 409, errorBody{Error: err.Error()})
+				writeError(rw, CodeConflict, err.Error())
 				return
 			}
 			err = checkExists(root, rel)
 			root.Close()
 			if missing(err) {
-				writeJSON(rw, 404, errorBody{Error: fmt.Sprintf("no such file or directory: /%s (anything cached for it was dropped)", rel)})
+				writeError(rw, CodeNotFound, fmt.Sprintf("no such file or directory: /%s (anything cached for it was dropped)", rel))
 				return
 			}
 		}
 		writeJSON(rw, 200, map[string]bool{"ok": true})
 	})
-	mux.HandleFunc("GET /v1/files", func(rw http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+PathFiles, func(rw http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		limit, _ := strconv.Atoi(q.Get("limit"))
 		if limit <= 0 || limit > 10000 {
@@ -526,7 +526,7 @@ func (w *server) routes() http.Handler {
 		}
 		page, code, err := w.files(r.Context(), q.Get("path"), q.Get("cursor"), limit)
 		if err != nil {
-			writeJSON(rw, code, errorBody{Error: err.Error()})
+			writeError(rw, code, err.Error())
 			return
 		}
 		writeJSON(rw, 200, page)
@@ -534,17 +534,18 @@ func (w *server) routes() http.Handler {
 	return mux
 }
 
-func (w *server) files(ctx context.Context, dir, cursor string, limit int) (mounts.Page, int, error) {
+// files lists a page of dir, or answers the error code and the error.
+func (w *server) files(ctx context.Context, dir, cursor string, limit int) (mounts.Page, string, error) {
 	w.mu.Lock()
 	m := w.mount
 	state := w.state
 	w.mu.Unlock()
 	if m == nil || state != StateMounted {
-		return mounts.Page{}, 409, errors.New("not mounted")
+		return mounts.Page{}, CodeConflict, errors.New("not mounted")
 	}
 	rel, err := CleanRel(dir)
 	if err != nil {
-		return mounts.Page{}, 400, err
+		return mounts.Page{}, CodeInvalid, err
 	}
 	if l, ok := m.(mounts.Lister); ok {
 		p, err := l.List(ctx, rel, cursor, limit)
@@ -552,23 +553,23 @@ func (w *server) files(ctx context.Context, dir, cursor string, limit int) (moun
 			code, err := filesError(rel, err)
 			return p, code, err
 		}
-		return p, 200, nil
+		return p, "", nil
 	}
 	root, err := w.openMountRoot(m)
 	if err != nil {
-		return mounts.Page{}, 409, err
+		return mounts.Page{}, CodeConflict, err
 	}
 	defer root.Close()
 	p, err := readDirPageAt(root, w.spec.Prefix, rel, cursor, limit)
 	if err != nil {
 		var fe *FilesError
 		if errors.As(err, &fe) {
-			return p, fe.Status, err
+			return p, CodeOf(fe.Status), err
 		}
 		code, err := filesError(rel, err)
 		return p, code, err
 	}
-	return p, 200, nil
+	return p, "", nil
 }
 
 // openMountRoot opens the root of the mount: the mount point resolved from
@@ -588,6 +589,11 @@ func (w *server) openMountRoot(m mounts.Mount) (*os.File, error) {
 		}
 	}
 	return root, nil
+}
+
+// writeError answers an error: ErrorBody with the code's HTTP status.
+func writeError(rw http.ResponseWriter, code, msg string) {
+	writeJSON(rw, StatusOf(code), ErrorBody{Code: code, Message: msg})
 }
 
 func writeJSON(rw http.ResponseWriter, code int, v any) {
