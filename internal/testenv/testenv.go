@@ -242,8 +242,18 @@ func (m *MinIO) MakeBucket(t testing.TB, bucket string, objects map[string]strin
 	t.Helper()
 	c := m.Client(t)
 	ctx := context.Background()
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		t.Fatalf("create bucket %s: %v", bucket, err)
+	// MinIO can still answer 503 XMinioServerNotInitialized for bucket
+	// operations for a while after it serves ListBuckets on a loaded
+	// machine: retry that one error for up to a minute.
+	for deadline := time.Now().Add(time.Minute); ; {
+		_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "XMinioServerNotInitialized") || time.Now().After(deadline) {
+			t.Fatalf("create bucket %s: %v", bucket, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	for k, v := range objects {
 		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k),
