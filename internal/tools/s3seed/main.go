@@ -62,8 +62,17 @@ func run(endpoint, accessKey, bucket, dir, prefix string, n, size, workers int, 
 		return err
 	}
 	if _, err := c.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &bucket}); err != nil {
-		if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-			return fmt.Errorf("create bucket %s: %w", bucket, err)
+		// A MinIO that just started can answer 503 (server not
+		// initialized) for a while: retry that for up to a minute.
+		for deadline := time.Now().Add(time.Minute); ; {
+			_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket})
+			if err == nil {
+				break
+			}
+			if !strings.Contains(err.Error(), "XMinioServerNotInitialized") || time.Now().After(deadline) {
+				return fmt.Errorf("create bucket %s: %w", bucket, err)
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
 	type job struct {
