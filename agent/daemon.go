@@ -115,7 +115,7 @@ func Run(ctx context.Context, o Options) error {
 		log.Error("activation overrides unreadable", "err", err)
 	}
 	sup := &worker.Supervisor{Exe: exe, StateDir: a.StateDir, RuntimeDir: runtimeDir, Log: log, LogLevel: a.LogLevel}
-	rec := newReconciler(a, runtimeDir, key, sup, ov, log)
+	rec := newReconciler(a, runtimeDir, key, supervisorWorkers{sup}, ov, log)
 	rec.last = newLastGoodStore(a.StateDir)
 	metrics := NewMetrics(rec)
 	rec.metrics = metrics

@@ -91,7 +91,7 @@ type reconciler struct {
 	agent      *config.Agent
 	runtimeDir string
 	key        *config.NodeKey
-	sup        *worker.Supervisor
+	workers    workers
 	log        *slog.Logger
 	ov         *overrides
 	metrics    *Metrics
@@ -141,14 +141,14 @@ type conn struct {
 
 	phase     client.State
 	phaseErr  string
-	h         *worker.Handle
+	h         mountWorker
 	mountedAt time.Time
 	failures  int
 	nextTry   time.Time
 	// liveErr is what the mounted worker reports failing for the whole
 	// mount (worker Status.Degraded): shown as the error while mounted.
 	liveErr  string
-	healthOf *worker.Handle // the worker pollHealth watches
+	healthOf mountWorker // the worker pollHealth watches
 
 	kick      chan struct{}
 	changed   chan struct{} // closed and replaced on every view change
@@ -157,9 +157,9 @@ type conn struct {
 	firstOnce sync.Once
 }
 
-func newReconciler(a *config.Agent, runtimeDir string, key *config.NodeKey, sup *worker.Supervisor, ov *overrides, log *slog.Logger) *reconciler {
+func newReconciler(a *config.Agent, runtimeDir string, key *config.NodeKey, ws workers, ov *overrides, log *slog.Logger) *reconciler {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &reconciler{agent: a, runtimeDir: runtimeDir, key: key, sup: sup, ov: ov, log: log,
+	return &reconciler{agent: a, runtimeDir: runtimeDir, key: key, workers: ws, ov: ov, log: log,
 		now: time.Now, ctx: ctx, cancel: cancel, ready: make(chan struct{}), conns: map[string]*conn{}, subs: map[int]chan View{},
 		holders: map[string]string{}, adopting: map[string]bool{}}
 }
@@ -370,7 +370,7 @@ func (r *reconciler) step(c *conn) (wake time.Time, gone bool) {
 	want := r.wantLocked(c)
 	workerHash := ""
 	if c.h != nil {
-		workerHash = c.h.SpecHash
+		workerHash = c.h.SpecHash()
 	}
 	now := r.now()
 	act := plan(want, workerHash, c.hash, now, c.nextTry)
@@ -436,7 +436,7 @@ func (r *reconciler) start(c *conn, spec mounts.Spec) (wake time.Time) {
 	// still holds it (a duplicate mount_name being resolved).
 	r.mu.Lock()
 	for _, o := range r.conns {
-		if o != c && o.h != nil && o.h.MountPoint == spec.MountPoint {
+		if o != c && o.h != nil && o.h.MountPoint() == spec.MountPoint {
 			r.setPhaseLocked(c, client.StateMounting, "waiting for "+o.id+" to release "+spec.MountPoint)
 			r.mu.Unlock()
 			r.notify()
@@ -491,13 +491,13 @@ func (r *reconciler) start(c *conn, spec mounts.Spec) (wake time.Time) {
 	}
 	c.h, c.mountedAt = h, r.now()
 	r.setPhaseLocked(c, client.StateMounted, "")
-	r.log.Info("mounted", "connector", c.id, "mount_point", spec.MountPoint, "backend", spec.Backend, "worker_pid", h.PID, "spec_hash_prefix", hash[:15])
+	r.log.Info("mounted", "connector", c.id, "mount_point", spec.MountPoint, "backend", spec.Backend, "worker_pid", h.PID(), "spec_hash_prefix", hash[:15])
 	go r.watchWorker(c, h)
 	return time.Time{}
 }
 
 // launch prepares the mount point and starts a worker.
-func (r *reconciler) launch(ctx context.Context, spec mounts.Spec) (*worker.Handle, error) {
+func (r *reconciler) launch(ctx context.Context, spec mounts.Spec) (mountWorker, error) {
 	// The project root may be in a user's home: no link on the way is
 	// followed, and the worker checks the mount point again and mounts on
 	// the directory it checked (docs/SECURITY.md, "Paths a user controls").
@@ -516,13 +516,13 @@ func (r *reconciler) launch(ctx context.Context, spec mounts.Spec) (*worker.Hand
 		return nil, err
 	}
 	md.Close()
-	return r.sup.Start(ctx, spec)
+	return r.workers.Start(ctx, spec)
 }
 
 // stop unmounts through the worker and waits until it is gone. When the
 // unmount fails the worker stays in charge and ok is false; the step is
 // retried with backoff.
-func (r *reconciler) stop(c *conn, h *worker.Handle) (ok bool) {
+func (r *reconciler) stop(c *conn, h mountWorker) (ok bool) {
 	r.mu.Lock()
 	c.h = nil // the watcher of h now knows the end is ours
 	r.setPhaseLocked(c, client.StateUnmounting, "")
@@ -558,12 +558,12 @@ func (r *reconciler) stop(c *conn, h *worker.Handle) (ok bool) {
 	switch {
 	case lazy:
 		msg = "the mount was busy and has been detached lazily; open files keep working until they are closed"
-		r.log.Warn("busy mount detached lazily", "connector", c.id, "mount_point", h.MountPoint)
+		r.log.Warn("busy mount detached lazily", "connector", c.id, "mount_point", h.MountPoint())
 	default:
-		r.log.Info("unmounted", "connector", c.id, "mount_point", h.MountPoint)
+		r.log.Info("unmounted", "connector", c.id, "mount_point", h.MountPoint())
 	}
-	if ok, _ := mounts.IsMountPoint(h.MountPoint); !ok {
-		mounts.RemoveMountPoint(h.MountPoint) // only if empty, never through a link
+	if ok, _ := mounts.IsMountPoint(h.MountPoint()); !ok {
+		mounts.RemoveMountPoint(h.MountPoint()) // only if empty, never through a link
 	}
 	r.mu.Lock()
 	c.failures, c.nextTry = 0, time.Time{}
@@ -579,7 +579,7 @@ var healthPoll = 2 * time.Second
 
 // pollHealth copies a mounted worker's Degraded into c.liveErr (the
 // connector's error while it stays mounted) until the worker is gone.
-func (r *reconciler) pollHealth(c *conn, h *worker.Handle) {
+func (r *reconciler) pollHealth(c *conn, h mountWorker) {
 	r.mu.Lock()
 	if c.healthOf == h {
 		r.mu.Unlock()
@@ -633,7 +633,7 @@ func (r *reconciler) pollHealth(c *conn, h *worker.Handle) {
 }
 
 // watchWorker notices a worker's death and schedules its restart.
-func (r *reconciler) watchWorker(c *conn, h *worker.Handle) {
+func (r *reconciler) watchWorker(c *conn, h mountWorker) {
 	go r.pollHealth(c, h)
 	<-h.Done()
 	r.mu.Lock()
@@ -662,7 +662,7 @@ func (r *reconciler) watchWorker(c *conn, h *worker.Handle) {
 	r.setPhaseLocked(c, client.StateError, fmt.Sprintf("%s; restarting in %s", reason, d))
 	r.mu.Unlock()
 	r.notify()
-	r.log.Error("mount worker ended", "connector", c.id, "pid", h.PID, "reason", reason, "restart_in", d.String())
+	r.log.Error("mount worker ended", "connector", c.id, "pid", h.PID(), "reason", reason, "restart_in", d.String())
 	if r.metrics != nil {
 		r.metrics.WorkerRestarts.WithLabelValues(c.id).Inc()
 	}
@@ -734,7 +734,7 @@ func (r *reconciler) viewLocked(c *conn) View {
 		cc.DirMode = fmt.Sprintf("%04o", uint32(g.DirMode.Perm()))
 		v.Access = g.Access
 	} else if c.h != nil {
-		cc.MountPath = c.h.MountPoint
+		cc.MountPath = c.h.MountPoint()
 	}
 	if c.h != nil {
 		if st, ok := c.h.LastStatus(); ok && st.Staging != nil {
@@ -881,7 +881,7 @@ func (r *reconciler) setActive(ctx context.Context, id string, active bool) (Vie
 	}
 }
 
-func (r *reconciler) mounted(id string) (*conn, *worker.Handle, error) {
+func (r *reconciler) mounted(id string) (*conn, mountWorker, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, err := r.lookupLocked(id)
@@ -1035,11 +1035,11 @@ func (r *reconciler) counts() (mounted, total int) {
 func (r *reconciler) Start(ctx context.Context) {
 	// never with ctx: a stop signal during start must not make live
 	// workers look unresponsive (they would be killed)
-	handles := r.sup.Adopt(context.Background())
+	handles := r.workers.Adopt(context.Background())
 	r.cleanStale()
 	r.mu.Lock()
 	for _, h := range handles {
-		r.adopting[h.ID] = true // a live worker keeps its mount_name
+		r.adopting[h.ID()] = true // a live worker keeps its mount_name
 	}
 	r.mu.Unlock()
 	r.seedLastGood()
@@ -1048,19 +1048,19 @@ func (r *reconciler) Start(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, h := range handles {
 		r.mu.Lock()
-		c := r.conns[h.ID]
+		c := r.conns[h.ID()]
 		if c == nil && r.dirErr != "" {
 			// the connectors directory is unusable at start: every live
 			// mount is kept, showing the directory's error, until it is back
-			c = r.newConnLocked(h.ID)
-			c.file, c.cfgErr = filepath.Join(r.agent.ConnectorsDir, h.ID+".toml"), r.dirErr
+			c = r.newConnLocked(h.ID())
+			c.file, c.cfgErr = filepath.Join(r.agent.ConnectorsDir, h.ID()+".toml"), r.dirErr
 		}
-		keep := c != nil && r.wantLocked(c) && c.hash == h.SpecHash && c.h == nil
+		keep := c != nil && r.wantLocked(c) && c.hash == h.SpecHash() && c.h == nil
 		if c != nil && c.good == nil && c.cfgErr != "" && c.h == nil {
 			// its file is broken now and this agent never saw a good
 			// version: keep the working mount, show the error
 			keep = true
-			c.hash = h.SpecHash
+			c.hash = h.SpecHash()
 		}
 		if keep {
 			c.h, c.mountedAt = h, r.now()
@@ -1074,7 +1074,7 @@ func (r *reconciler) Start(ctx context.Context) {
 				err := h.WaitMounted(wctx)
 				cancel()
 				if err == nil {
-					r.log.Info("adopted a live mount worker", "connector", h.ID, "pid", h.PID, "mount_point", h.MountPoint)
+					r.log.Info("adopted a live mount worker", "connector", h.ID(), "pid", h.PID(), "mount_point", h.MountPoint())
 					r.mu.Lock()
 					r.setPhaseLocked(c, client.StateMounted, "")
 					r.mu.Unlock()
@@ -1087,18 +1087,18 @@ func (r *reconciler) Start(ctx context.Context) {
 					go r.watchWorker(c, h)
 					return
 				}
-				r.log.Warn("adopted worker failed to mount; replacing it", "connector", h.ID, "err", err)
+				r.log.Warn("adopted worker failed to mount; replacing it", "connector", h.ID(), "err", err)
 				r.mu.Lock()
 				c.h = nil
 				r.mu.Unlock()
 			} else {
-				r.log.Info("stopping a mount worker that is no longer wanted or whose connector changed", "connector", h.ID, "pid", h.PID)
+				r.log.Info("stopping a mount worker that is no longer wanted or whose connector changed", "connector", h.ID(), "pid", h.PID())
 			}
 			uctx, cancel := context.WithTimeout(context.Background(), unmountTimeout)
 			h.Unmount(uctx)
 			cancel()
-			if ok, _ := mounts.IsMountPoint(h.MountPoint); !ok {
-				os.Remove(h.MountPoint)
+			if ok, _ := mounts.IsMountPoint(h.MountPoint()); !ok {
+				os.Remove(h.MountPoint())
 			}
 		}()
 	}
