@@ -34,6 +34,12 @@ const (
 	unmountTimeout = 60 * time.Second
 )
 
+// realTimer is the reconciler's timer on the wall clock.
+func realTimer(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
+}
+
 // backoff is the delay before retry number n (n >= 1): 1s, 2s, 4s … 60s.
 func backoff(n int) time.Duration {
 	if n < 1 {
@@ -58,30 +64,98 @@ const (
 	actStop                  // stop the worker
 	actReplace               // spec changed: stop the worker, then start one
 	actWait                  // start wanted but backing off until nextTry
+	actForget                // the file is gone and nothing runs: forget it
 )
 
 func (a action) String() string {
-	return [...]string{"none", "start", "stop", "replace", "wait"}[a]
+	return [...]string{"none", "start", "stop", "replace", "wait", "forget"}[a]
 }
 
-// plan is the pure decision of one step: want is the desired activation,
-// workerHash the spec hash of the live worker ("" if none), hash the spec
-// hash desired.
-func plan(want bool, workerHash, hash string, now, nextTry time.Time) action {
+// desired is what the files, the API and the mount_name claims ask of one
+// connector.
+type desired struct {
+	want    bool   // active, and holding its mount_name
+	hash    string // spec hash of the version to run
+	good    bool   // a good version is known
+	broken  bool   // its file (or its secret) is broken now
+	removed bool   // its file is gone
+}
+
+// actual is what runs for one connector.
+type actual struct {
+	workerHash string // spec hash of the live worker; "" if none
+	phase      client.State
+	phaseErr   string
+	nextTry    time.Time // no start before (backoff)
+}
+
+// phaseSet is the phase plan sets before its action; a zero state leaves
+// the phase as it is.
+type phaseSet struct {
+	state client.State
+	msg   string
+	rest  bool // forget the failures and the next try
+}
+
+// plan is the pure decision of one step.
+func plan(d desired, a actual, now time.Time) (action, phaseSet) {
+	running := a.workerHash != ""
 	switch {
-	case !want && workerHash == "":
-		return actNone
-	case !want:
-		return actStop
-	case workerHash == hash:
-		return actNone
-	case workerHash != "":
-		return actReplace
-	case now.Before(nextTry):
-		return actWait
+	case running && !d.good && d.broken && !d.removed:
+		// adopted at start while its file is broken: a broken file never
+		// unmounts a working mount, even across a restart of the agent
+		return actNone, phaseSet{}
+	case !d.want && running:
+		return actStop, phaseSet{}
+	case !d.want && d.removed:
+		return actForget, phaseSet{state: client.StateInactive}
+	case !d.want && a.phase == client.StateError && d.good:
+		// a failed, now undesired connector rests
+		return actNone, phaseSet{state: client.StateInactive, rest: true}
+	case !d.want && a.phase != client.StateInactive && a.phase != client.StateError:
+		return actNone, phaseSet{state: client.StateInactive, msg: a.phaseErr}
+	case !d.want:
+		return actNone, phaseSet{}
+	case a.workerHash == d.hash:
+		if a.phase != client.StateMounted {
+			return actNone, phaseSet{state: client.StateMounted}
+		}
+		return actNone, phaseSet{}
+	case running:
+		return actReplace, phaseSet{}
+	case now.Before(a.nextTry):
+		return actWait, phaseSet{}
 	default:
-		return actStart
+		return actStart, phaseSet{}
 	}
+}
+
+// afterFailure counts one more failure (of a mount or an unmount) and says
+// how long to back off and until when.
+func afterFailure(failures int, now time.Time) (n int, d time.Duration, next time.Time) {
+	n = failures + 1
+	d = backoff(n)
+	return n, d, now.Add(d)
+}
+
+// afterDeath is afterFailure for a worker that ended by itself: one that
+// served at least stableAfter restarts its backoff from the start.
+func afterDeath(failures int, mountedAt, now time.Time) (n int, d time.Duration, next time.Time) {
+	if now.Sub(mountedAt) >= stableAfter {
+		failures = 0
+	}
+	return afterFailure(failures, now)
+}
+
+// adoptDecision is whether a live worker found at start (running
+// workerHash) is kept: when its connector wants exactly that spec, or when
+// the connector's file is broken and no good version is known (broken:
+// the worker's spec becomes the connector's).
+func adoptDecision(d desired, workerHash string) (keep, broken bool) {
+	if !d.good && d.broken {
+		return true, true
+	}
+	return d.want && d.hash == workerHash, false
 }
 
 // reconciler is the agent.Controller: desired state from the connector
@@ -95,7 +169,9 @@ type reconciler struct {
 	log        *slog.Logger
 	ov         *overrides
 	metrics    *Metrics
-	now        func() time.Time
+	// now and newTimer are the reconciler's clock (a fake one in tests).
+	now      func() time.Time
+	newTimer func(time.Duration) (<-chan time.Time, func() bool)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -160,7 +236,7 @@ type conn struct {
 func newReconciler(a *config.Agent, runtimeDir string, key *config.NodeKey, ws workers, ov *overrides, log *slog.Logger) *reconciler {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &reconciler{agent: a, runtimeDir: runtimeDir, key: key, workers: ws, ov: ov, log: log,
-		now: time.Now, ctx: ctx, cancel: cancel, ready: make(chan struct{}), conns: map[string]*conn{}, subs: map[int]chan View{},
+		now: time.Now, newTimer: realTimer, ctx: ctx, cancel: cancel, ready: make(chan struct{}), conns: map[string]*conn{}, subs: map[int]chan View{},
 		holders: map[string]string{}, adopting: map[string]bool{}}
 }
 
@@ -315,6 +391,17 @@ func (r *reconciler) desiredLocked(c *conn) bool {
 	return active
 }
 
+// stateLocked is what is asked of c and what runs for it, as plan and
+// adoptDecision read them.
+func (r *reconciler) stateLocked(c *conn) (desired, actual) {
+	d := desired{want: r.wantLocked(c), hash: c.hash, good: c.good != nil, broken: c.cfgErr != "", removed: c.removed}
+	a := actual{phase: c.phase, phaseErr: c.phaseErr, nextTry: c.nextTry}
+	if c.h != nil {
+		a.workerHash = c.h.SpecHash()
+	}
+	return d, a
+}
+
 // newConnLocked adds connector id and starts its goroutine.
 func (r *reconciler) newConnLocked(id string) *conn {
 	c := &conn{id: id, phase: client.StateInactive, kick: make(chan struct{}, 1),
@@ -336,7 +423,7 @@ func (r *reconciler) loop(c *conn) {
 	case <-r.ctx.Done():
 		return
 	}
-	var timer *time.Timer
+	var stopTimer func() bool
 	var timerC <-chan time.Time
 	for {
 		select {
@@ -345,9 +432,9 @@ func (r *reconciler) loop(c *conn) {
 		case <-c.kick:
 		case <-timerC:
 		}
-		if timer != nil {
-			timer.Stop()
-			timer, timerC = nil, nil
+		if stopTimer != nil {
+			stopTimer()
+			stopTimer, timerC = nil, nil
 		}
 		wake, gone := r.step(c)
 		c.firstOnce.Do(func() { close(c.firstDone) })
@@ -355,8 +442,7 @@ func (r *reconciler) loop(c *conn) {
 			return
 		}
 		if !wake.IsZero() {
-			timer = time.NewTimer(time.Until(wake))
-			timerC = timer.C
+			timerC, stopTimer = r.newTimer(wake.Sub(r.now()))
 		}
 	}
 }
@@ -367,37 +453,20 @@ func (r *reconciler) loop(c *conn) {
 func (r *reconciler) step(c *conn) (wake time.Time, gone bool) {
 	r.mu.Lock()
 	r.claimNamesLocked()
-	want := r.wantLocked(c)
-	workerHash := ""
-	if c.h != nil {
-		workerHash = c.h.SpecHash()
-	}
-	now := r.now()
-	act := plan(want, workerHash, c.hash, now, c.nextTry)
-	if c.h != nil && c.good == nil && c.cfgErr != "" && !c.removed {
-		// adopted at start while its file is broken: a broken file never
-		// unmounts a working mount, even across a restart of the agent
-		act = actNone
-	}
+	d, a := r.stateLocked(c)
+	act, ph := plan(d, a, r.now())
 	spec, h := c.spec, c.h
-	if act == actNone && !want && c.removed {
+	if ph.state != "" {
+		r.setPhaseLocked(c, ph.state, ph.msg)
+		if ph.rest {
+			c.failures, c.nextTry = 0, time.Time{}
+		}
+	}
+	if act == actForget {
 		delete(r.conns, c.id)
-		c.phase, c.phaseErr = client.StateInactive, ""
-		r.changedLocked(c)
 		r.mu.Unlock()
 		r.notify()
 		return time.Time{}, true
-	}
-	if act == actNone && !want && c.h == nil && c.phase != client.StateInactive && c.phase != client.StateError {
-		r.setPhaseLocked(c, client.StateInactive, c.phaseErr)
-	}
-	if act == actNone && !want && c.phase == client.StateError && c.good != nil {
-		// a failed, now undesired connector rests
-		r.setPhaseLocked(c, client.StateInactive, "")
-		c.failures, c.nextTry = 0, time.Time{}
-	}
-	if act == actNone && want && c.phase != client.StateMounted {
-		r.setPhaseLocked(c, client.StateMounted, "")
 	}
 	if act == actWait {
 		wake = c.nextTry
@@ -479,9 +548,8 @@ func (r *reconciler) start(c *conn, spec mounts.Spec) (wake time.Time) {
 		if created {
 			removeEmptyMountDir(spec.MountPoint)
 		}
-		c.failures++
-		d := backoff(c.failures)
-		c.nextTry = r.now().Add(d)
+		var d time.Duration
+		c.failures, d, c.nextTry = afterFailure(c.failures, r.now())
 		r.setPhaseLocked(c, client.StateError, fmt.Sprintf("%v (retrying in %s)", err, d))
 		r.log.Error("mount failed", "connector", c.id, "err", err, "retry_in", d.String())
 		if r.metrics != nil {
@@ -544,9 +612,8 @@ func (r *reconciler) stop(c *conn, h mountWorker) (ok bool) {
 			// the worker is gone after all: fall through to inactive
 		default:
 			c.h = h
-			c.failures++
-			d := backoff(c.failures)
-			c.nextTry = r.now().Add(d)
+			var d time.Duration
+			c.failures, d, c.nextTry = afterFailure(c.failures, r.now())
 			r.setPhaseLocked(c, client.StateError, fmt.Sprintf("unmount failed: %v (retrying in %s)", err, d))
 			go r.watchWorker(c, h)
 			return false
@@ -652,13 +719,8 @@ func (r *reconciler) watchWorker(c *conn, h mountWorker) {
 		reason = err.Error()
 	}
 	r.mu.Lock()
-	if r.now().Sub(c.mountedAt) >= stableAfter {
-		c.failures = 1
-	} else {
-		c.failures++
-	}
-	d := backoff(c.failures)
-	c.nextTry = r.now().Add(d)
+	var d time.Duration
+	c.failures, d, c.nextTry = afterDeath(c.failures, c.mountedAt, r.now())
 	r.setPhaseLocked(c, client.StateError, fmt.Sprintf("%s; restarting in %s", reason, d))
 	r.mu.Unlock()
 	r.notify()
@@ -1055,12 +1117,16 @@ func (r *reconciler) Start(ctx context.Context) {
 			c = r.newConnLocked(h.ID())
 			c.file, c.cfgErr = filepath.Join(r.agent.ConnectorsDir, h.ID()+".toml"), r.dirErr
 		}
-		keep := c != nil && r.wantLocked(c) && c.hash == h.SpecHash() && c.h == nil
-		if c != nil && c.good == nil && c.cfgErr != "" && c.h == nil {
-			// its file is broken now and this agent never saw a good
-			// version: keep the working mount, show the error
-			keep = true
-			c.hash = h.SpecHash()
+		keep := false
+		if c != nil && c.h == nil {
+			d, _ := r.stateLocked(c)
+			var broken bool
+			keep, broken = adoptDecision(d, h.SpecHash())
+			if broken {
+				// its file is broken now and this agent never saw a good
+				// version: keep the working mount, show the error
+				c.hash = h.SpecHash()
+			}
 		}
 		if keep {
 			c.h, c.mountedAt = h, r.now()
