@@ -166,9 +166,7 @@ func Run(ctx context.Context, o Options) error {
 			sdNotify(log, s)
 		}
 	}
-	rec.mu.Lock()
-	rec.onChange = updateStatus
-	rec.mu.Unlock()
+	rec.OnChange(updateStatus)
 
 	// The watcher starts before the first load so that no change made
 	// while the agent starts is missed (its re-reads wait for adoption).
@@ -186,16 +184,7 @@ func Run(ctx context.Context, o Options) error {
 	sdNotify(log, daemon.SdNotifyReady)
 	log.Info("ready", "connectors", len(rec.Connectors()), "mounted", rec.MountedCount())
 
-	go watchdog(wctx, log, func() bool {
-		ok := make(chan struct{})
-		go func() { rec.mu.Lock(); rec.mu.Unlock(); close(ok) }()
-		select {
-		case <-ok:
-			return true
-		case <-time.After(5 * time.Second):
-			return false
-		}
-	})
+	go watchdog(wctx, log, func() bool { return rec.Responsive(5 * time.Second) })
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -133,15 +133,23 @@ func (r *reconciler) cleanStale() {
 	}
 }
 
-// Close stops the connector goroutines. With unmount, every worker is told
-// to unmount and exit (SIGTERM); without, workers keep serving (re-exec).
+// Close is Shutdown without a bound of its own (tests).
 func (r *reconciler) Close(unmount bool) {
+	r.Shutdown(context.Background(), unmount)
+}
+
+// Shutdown stops the connector goroutines. With unmount, every worker is
+// told to unmount and exit (SIGTERM); without, workers keep serving
+// (re-exec). ctx bounds it, on top of unmountTimeout for each wait.
+func (r *reconciler) Shutdown(ctx context.Context, unmount bool) {
 	r.cancel()
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(unmountTimeout):
+		r.log.Warn("some connector steps did not finish in time")
+	case <-ctx.Done():
 		r.log.Warn("some connector steps did not finish in time")
 	}
 	if !unmount {
@@ -164,7 +172,29 @@ func (r *reconciler) Close(unmount bool) {
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); r.stop(c, h) }() // best effort at exit
+		go func() { defer wg.Done(); r.stop(ctx, c, h) }() // best effort at exit
 	}
 	wg.Wait()
+}
+
+// OnChange sets f to be called (without the reconciler's lock) after any
+// connector's view changed; the daemon keeps systemd's STATUS= current
+// with it.
+func (r *reconciler) OnChange(f func()) {
+	r.mu.Lock()
+	r.onChange = f
+	r.mu.Unlock()
+}
+
+// Responsive reports whether the reconciler's lock can be taken within
+// timeout (the systemd watchdog is pinged only then).
+func (r *reconciler) Responsive(timeout time.Duration) bool {
+	ok := make(chan struct{})
+	go func() { r.mu.Lock(); r.mu.Unlock(); close(ok) }()
+	select {
+	case <-ok:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }

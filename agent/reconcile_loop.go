@@ -80,13 +80,13 @@ func (r *reconciler) step(c *conn) (wake time.Time, gone bool) {
 
 	switch act {
 	case actStop:
-		if !r.stop(c, h) {
+		if !r.stop(context.Background(), c, h) {
 			return c.retryAt(r), false
 		}
 		return r.now(), false // look again: a removed connector is forgotten now
 	case actReplace:
 		r.log.Info("connector spec changed; remounting", "connector", c.id)
-		if !r.stop(c, h) {
+		if !r.stop(context.Background(), c, h) {
 			return c.retryAt(r), false
 		}
 		return r.start(c, spec), false
@@ -194,13 +194,13 @@ func (r *reconciler) launch(ctx context.Context, spec mounts.Spec) (mountWorker,
 // stop unmounts through the worker and waits until it is gone. When the
 // unmount fails the worker stays in charge and ok is false; the step is
 // retried with backoff.
-func (r *reconciler) stop(c *conn, h mountWorker) (ok bool) {
+func (r *reconciler) stop(parent context.Context, c *conn, h mountWorker) (ok bool) {
 	r.mu.Lock()
 	c.h = nil // the watcher of h now knows the end is ours
 	r.setPhaseLocked(c, client.StateUnmounting, "")
 	r.mu.Unlock()
 	r.notify()
-	ctx, cancel := context.WithTimeout(context.Background(), unmountTimeout)
+	ctx, cancel := context.WithTimeout(parent, unmountTimeout)
 	lazy, err := h.Unmount(ctx)
 	cancel()
 	msg := ""
