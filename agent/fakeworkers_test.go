@@ -90,6 +90,9 @@ type fakeWorker struct {
 	unmountErr error // Unmount's answer while set (the worker stays)
 	unmounts   int   // Unmount calls
 	degraded   string
+	refreshed  []string    // Refresh paths
+	page       mounts.Page // what Files answers
+	listed     []string    // Files directories
 	done       chan struct{}
 	endErr     error
 	once       sync.Once
@@ -165,11 +168,25 @@ func (w *fakeWorker) Err() error {
 	return w.endErr
 }
 
-func (w *fakeWorker) CleanStale()                                    {}
-func (w *fakeWorker) Refresh(ctx context.Context, path string) error { return nil }
+func (w *fakeWorker) CleanStale() {}
+func (w *fakeWorker) Refresh(ctx context.Context, path string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.refreshed = append(w.refreshed, path)
+	return nil
+}
 
 func (w *fakeWorker) Files(ctx context.Context, dir, cursor string, limit int) (mounts.Page, error) {
-	return mounts.Page{}, nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.listed = append(w.listed, dir)
+	return w.page, nil
+}
+
+func (w *fakeWorker) setDegraded(msg string) {
+	w.mu.Lock()
+	w.degraded = msg
+	w.mu.Unlock()
 }
 
 func (w *fakeWorker) Status(ctx context.Context) (worker.Status, error) {

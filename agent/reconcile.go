@@ -33,6 +33,8 @@ type reconciler struct {
 	// now and newTimer are the reconciler's clock (a fake one in tests).
 	now      func() time.Time
 	newTimer func(time.Duration) (<-chan time.Time, func() bool)
+	// healthEvery is how often a mounted worker's health is polled.
+	healthEvery time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -97,7 +99,7 @@ type conn struct {
 func newReconciler(a *config.Agent, runtimeDir string, key *config.NodeKey, ws workers, ov *overrides, log *slog.Logger) *reconciler {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &reconciler{agent: a, runtimeDir: runtimeDir, key: key, workers: ws, ov: ov, log: log,
-		now: time.Now, newTimer: realTimer, ctx: ctx, cancel: cancel, ready: make(chan struct{}), conns: map[string]*conn{}, subs: map[int]chan View{},
+		now: time.Now, newTimer: realTimer, healthEvery: healthPoll, ctx: ctx, cancel: cancel, ready: make(chan struct{}), conns: map[string]*conn{}, subs: map[int]chan View{},
 		holders: map[string]string{}, adopting: map[string]bool{}}
 }
 

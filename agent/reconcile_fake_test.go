@@ -13,6 +13,7 @@ import (
 	"github.com/s3mounts/s3mounts/agent/client"
 	"github.com/s3mounts/s3mounts/agent/worker"
 	"github.com/s3mounts/s3mounts/config"
+	"github.com/s3mounts/s3mounts/mounts"
 )
 
 // The reconciler's start, stop, backoff, adoption and remount rules with
@@ -354,5 +355,67 @@ func TestReconDeactivateActivate(t *testing.T) {
 	f.state(t, "a", client.StateMounted)
 	if f.fw.starts() != 2 {
 		t.Errorf("file activated: %d starts, want 2", f.fw.starts())
+	}
+}
+
+// TestReconHealthFilesRefresh: what a mounted worker reports failing shows
+// as the connector's error while it stays mounted, and clears; /files and
+// refresh reach the worker with the cleaned path, and are refused while
+// the connector is not mounted.
+func TestReconHealthFilesRefresh(t *testing.T) {
+	f := newReconFixture(t, map[string]string{"a": connFile("data", "pre/", false)})
+	f.r.healthEvery = 5 * time.Millisecond
+	f.start(t)
+	if err := f.r.Refresh(context.Background(), "a", "/"); err == nil || !strings.Contains(err.Error(), "not mounted") {
+		t.Errorf("refresh while inactive: %v, want a not-mounted error", err)
+	}
+	if _, err := f.r.Files(context.Background(), "a", "/", "", 10); err == nil || !strings.Contains(err.Error(), "activate it first") {
+		t.Errorf("files while inactive: %v, want a not-mounted error", err)
+	}
+	if _, err := f.r.Activate(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	w := f.fw.last()
+
+	const problem = "the endpoint refuses the key since 12:03:04 UTC"
+	w.setDegraded(problem)
+	waitView(t, f.r, "a", func(v View, ok bool) bool {
+		return v.Connector.State == client.StateMounted && v.Connector.Error == problem
+	})
+	w.setDegraded("")
+	waitView(t, f.r, "a", func(v View, ok bool) bool {
+		return v.Connector.State == client.StateMounted && v.Connector.Error == ""
+	})
+
+	w.mu.Lock()
+	w.page = mounts.Page{Entries: []mounts.Entry{{Name: "x.csv", Size: 3, Key: "pre/dir/x.csv"}, {Name: "sub", Dir: true, Key: "dir/sub/"}},
+		NextCursor: "c2"}
+	w.mu.Unlock()
+	files, err := f.r.Files(context.Background(), "a", "/dir/", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := filepath.Join(f.a.ProjectRoot, "data")
+	want := []client.Entry{
+		{Name: "x.csv", Type: "file", Size: 3, Path: filepath.Join(mp, "dir", "x.csv"), S3URI: "s3://bucket/pre/dir/x.csv"},
+		{Name: "sub", Type: "dir", Path: filepath.Join(mp, "dir", "sub"), S3URI: "s3://bucket/pre/dir/sub/"},
+	}
+	if files.Path != "/dir" || files.NextCursor != "c2" || len(files.Entries) != 2 || files.Entries[0] != want[0] || files.Entries[1] != want[1] {
+		t.Errorf("files = %+v, want path /dir, cursor c2, entries %+v", files, want)
+	}
+	if err := f.r.Refresh(context.Background(), "a", "/dir/../dir/x.csv"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.Files(context.Background(), "a", "../../etc", "", 10); err != nil { // ".." stops at the mount's root
+		t.Fatal(err)
+	}
+	if _, err := f.r.Files(context.Background(), "a", "a\x00b", "", 10); err == nil || !strings.Contains(err.Error(), "NUL") {
+		t.Errorf("files of a path with a NUL byte: %v, want it refused", err)
+	}
+	w.mu.Lock()
+	listed, refreshed := w.listed, w.refreshed
+	w.mu.Unlock()
+	if len(listed) != 2 || listed[0] != "dir" || listed[1] != "etc" || len(refreshed) != 1 || refreshed[0] != "dir/x.csv" {
+		t.Errorf("the worker was asked to list %q and refresh %q, want [dir etc] and [dir/x.csv]", listed, refreshed)
 	}
 }

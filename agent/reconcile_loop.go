@@ -270,7 +270,7 @@ func (r *reconciler) pollHealth(c *conn, h mountWorker) {
 		r.mu.Unlock()
 		r.notify()
 	}()
-	t := time.NewTicker(healthPoll)
+	t := time.NewTicker(r.healthEvery)
 	defer t.Stop()
 	for {
 		select {
