@@ -112,8 +112,9 @@ type parts struct {
 	watch     *watcher
 
 	g         *errgroup.Group
-	failed    context.Context    // done when a part failed
-	stopWatch context.CancelFunc // the watcher and the watchdog
+	failed    context.Context // done when a part failed
+	watchCtx  context.Context // the watcher's and the watchdog's
+	stopWatch context.CancelFunc
 	stopAPI   context.CancelFunc
 	apiDone   chan struct{}
 
@@ -142,6 +143,7 @@ func Run(ctx context.Context, o Options) error {
 	p.updateStatus()
 	sdNotify(p.log, daemon.SdNotifyReady)
 	p.log.Info("ready", "connectors", len(p.rec.Connectors()), "mounted", p.rec.MountedCount())
+	p.watchdog()
 
 	stop := func(mode stopMode) error {
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
@@ -239,10 +241,11 @@ func build(o Options) (*parts, error) {
 	return p, nil
 }
 
-// serve starts the parts in the errgroup: the API answers from the start
-// (connectors appear as they load), and the watcher starts before the
-// first load so that no change made while the agent starts is missed (its
-// re-reads wait for adoption).
+// serve starts the parts in the errgroup (the watchdog only once the
+// agent is ready): the API answers from the start (connectors appear as
+// they load), and the watcher starts before the first load so that no
+// change made while the agent starts is missed (its re-reads wait for
+// adoption).
 func (p *parts) serve() {
 	g, failed := errgroup.WithContext(context.Background())
 	p.g, p.failed = g, failed
@@ -265,8 +268,14 @@ func (p *parts) serve() {
 	p.stopWatch = stopWatch
 	g.Go(func() error { p.watch.run(wctx); return nil })
 	<-p.watch.started
-	g.Go(func() error {
-		watchdog(wctx, p.log, func() bool { return p.rec.Responsive(5 * time.Second) })
+	p.watchCtx = wctx
+}
+
+// watchdog pings systemd's watchdog (when it is on) while the reconciler
+// answers; it stops with the watcher.
+func (p *parts) watchdog() {
+	p.g.Go(func() error {
+		watchdog(p.watchCtx, p.log, func() bool { return p.rec.Responsive(5 * time.Second) })
 		return nil
 	})
 }
