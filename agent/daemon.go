@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/s3mounts/s3mounts/agent/worker"
@@ -78,15 +79,106 @@ func LoadSettings(o Options) (*config.Agent, string, error) {
 	return a, rt, nil
 }
 
+// shutdownTimeout bounds a shutdown: the connector steps in flight
+// (unmountTimeout), then the unmounts (unmountTimeout, in parallel), then
+// the API; within the unit's TimeoutStopSec=3min.
+const shutdownTimeout = 2*unmountTimeout + 30*time.Second
+
+// stopMode is why s3mountd stops.
+type stopMode int
+
+const (
+	stopSignal stopMode = iota // SIGTERM: unmount everything, remove the socket
+	stopFailed                 // a part (the socket API) failed: unmount everything
+	stopReexec                 // re-exec: workers, mounts and the socket stay for the next image
+)
+
+// parts are s3mountd's running parts: the socket API, the optional TCP
+// metrics server, the file watcher and the systemd watchdog run in an
+// errgroup beside the reconciler; shutdown stops them in one order.
+type parts struct {
+	o         Options
+	a         *config.Agent
+	log       *slog.Logger
+	exe       string
+	exeInfo   os.FileInfo
+	rec       *reconciler
+	api       *API
+	ln        net.Listener
+	lnFile    *os.File // a dup of ln, handed to a re-executed image
+	activated bool     // ln came from systemd: the socket file is not ours
+	metrics   *http.Server
+	metricsLn net.Listener
+	watch     *watcher
+
+	g         *errgroup.Group
+	failed    context.Context // done when a part failed
+	watchCtx  context.Context // the watcher's and the watchdog's
+	stopWatch context.CancelFunc
+	stopAPI   context.CancelFunc
+	apiDone   chan struct{}
+
+	statusMu   sync.Mutex
+	lastStatus string
+}
+
 // Run is s3mountd: it adopts live mount workers, reconciles the connector
 // files, serves the socket API, and on cancellation of ctx (SIGTERM)
 // unmounts everything and returns nil. SIGHUP re-reads every file, and
 // re-executes the binary in place when it changed on disk (an upgrade),
 // keeping every worker and mount.
 func Run(ctx context.Context, o Options) error {
-	a, runtimeDir, err := LoadSettings(o)
+	p, err := build(o)
 	if err != nil {
 		return err
+	}
+	defer p.lnFile.Close()
+	p.log.Info("s3mountd starting", "version", Version, "pid", os.Getpid(), "socket", p.a.Socket,
+		"socket_activated", p.activated, "connectors_dir", p.a.ConnectorsDir, "project_root", p.a.ProjectRoot)
+	p.serve()
+
+	startCtx, startCancel := context.WithTimeout(ctx, 2*time.Minute)
+	p.rec.Start(startCtx)
+	startCancel()
+	p.updateStatus()
+	sdNotify(p.log, daemon.SdNotifyReady)
+	p.log.Info("ready", "connectors", len(p.rec.Connectors()), "mounted", p.rec.MountedCount())
+	p.watchdog()
+
+	stop := func(mode stopMode) error {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		return p.shutdown(sctx, mode)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return stop(stopSignal)
+		case <-p.failed.Done():
+			return stop(stopFailed)
+		case <-hup:
+			if !p.reload() {
+				continue
+			}
+			stop(stopReexec)
+			err := reexec(p.exe, o.Args, p.lnFile, !p.activated)
+			// only reached when exec failed: exit non-zero so that systemd
+			// restarts the agent, which adopts every worker
+			p.log.Error("re-exec failed; exiting (workers and mounts stay for the next start)", "err", err)
+			return fmt.Errorf("re-exec %s: %w", p.exe, err)
+		}
+	}
+}
+
+// build makes s3mountd's parts: settings, directories, node key,
+// reconciler, metrics, the socket API and its listener.
+func build(o Options) (*parts, error) {
+	a, runtimeDir, err := LoadSettings(o)
+	if err != nil {
+		return nil, err
 	}
 	log := o.Log
 	if log == nil {
@@ -94,7 +186,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("find own executable: %w", err)
+		return nil, fmt.Errorf("find own executable: %w", err)
 	}
 	exeInfo, _ := os.Stat("/proc/self/exe")
 
@@ -103,154 +195,172 @@ func Run(ctx context.Context, o Options) error {
 		mode os.FileMode
 	}{{a.StateDir, 0o700}, {runtimeDir, 0o755}, {a.CacheDir, 0o700}, {a.ProjectRoot, 0o755}} {
 		if err := os.MkdirAll(d.path, d.mode); err != nil {
-			return fmt.Errorf("create %s: %w", d.path, err)
+			return nil, fmt.Errorf("create %s: %w", d.path, err)
 		}
 	}
 	key, err := config.LoadOrCreateNodeKey(a.StateDir)
 	if err != nil {
-		return fmt.Errorf("node key: %w", err)
+		return nil, fmt.Errorf("node key: %w", err)
 	}
 	ov, err := loadOverrides(a.StateDir)
 	if err != nil {
 		log.Error("activation overrides unreadable", "err", err)
 	}
 	sup := &worker.Supervisor{Exe: exe, StateDir: a.StateDir, RuntimeDir: runtimeDir, Log: log, LogLevel: a.LogLevel}
-	rec := newReconciler(a, runtimeDir, key, sup, ov, log)
+	rec := newReconciler(a, runtimeDir, key, supervisorWorkers{sup}, ov, log)
 	rec.last = newLastGoodStore(a.StateDir)
 	metrics := NewMetrics(rec)
 	rec.metrics = metrics
 
 	ln, activated, err := listen(a.Socket, a.SocketGroup, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	log.Info("s3mountd starting", "version", Version, "pid", os.Getpid(), "socket", a.Socket,
-		"socket_activated", activated, "connectors_dir", a.ConnectorsDir, "project_root", a.ProjectRoot)
-
-	// The API answers from the start (connectors appear as they load).
-	apiCtx, apiCancel := context.WithCancel(context.Background())
-	defer apiCancel()
-	api := NewAPI(APIOptions{Controller: rec, Agent: a, Metrics: metrics, Log: log, Recipient: key.Recipient()})
-	apiErr := make(chan error, 1)
+	p := &parts{o: o, a: a, log: log, exe: exe, exeInfo: exeInfo, rec: rec, ln: ln, activated: activated}
+	p.api = NewAPI(APIOptions{Controller: rec, Agent: a, Metrics: metrics, Log: log, Recipient: key.Recipient()})
 	// A dup of the listening socket, handed to a re-executed image.
-	lnFile, err := ln.(*net.UnixListener).File()
+	p.lnFile, err = ln.(*net.UnixListener).File()
 	if err != nil {
-		return fmt.Errorf("dup the API socket: %w", err)
+		return nil, fmt.Errorf("dup the API socket: %w", err)
 	}
-	defer lnFile.Close()
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	go func() { apiErr <- api.Serve(apiCtx, ln) }()
 
-	var metricsSrv *http.Server
 	if a.MetricsListen != "" {
 		mln, err := net.Listen("tcp", a.MetricsListen)
 		if err != nil {
 			log.Error("metrics_listen: cannot listen; metrics are off", "addr", a.MetricsListen, "err", err)
 		} else {
 			mux := http.NewServeMux()
-			mux.Handle("/metrics", api.MetricsHandler())
-			metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-			go metricsSrv.Serve(mln)
+			mux.Handle("/metrics", p.api.MetricsHandler())
+			p.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			p.metricsLn = mln
 		}
 	}
-
-	var statusMu sync.Mutex
-	lastStatus := ""
-	updateStatus := func() {
-		m, t := rec.counts()
-		s := fmt.Sprintf("STATUS=%d of %d connectors mounted", m, t)
-		statusMu.Lock()
-		defer statusMu.Unlock()
-		if s != lastStatus {
-			lastStatus = s
-			sdNotify(log, s)
-		}
-	}
-	rec.mu.Lock()
-	rec.onChange = updateStatus
-	rec.mu.Unlock()
-
-	// The watcher starts before the first load so that no change made
-	// while the agent starts is missed (its re-reads wait for adoption).
-	wctx, wcancel := context.WithCancel(context.Background())
-	defer wcancel()
-	w := &watcher{dirs: []string{a.ConnectorsDir, a.SecretsDir}, resync: a.ResyncInterval, reload: rec.Load, log: log,
+	p.watch = &watcher{dirs: []string{a.ConnectorsDir, a.SecretsDir}, resync: a.ResyncInterval, reload: rec.Load, log: log,
 		started: make(chan struct{})}
-	go w.run(wctx)
-	<-w.started
+	return p, nil
+}
 
-	startCtx, startCancel := context.WithTimeout(ctx, 2*time.Minute)
-	rec.Start(startCtx)
-	startCancel()
-	updateStatus()
-	sdNotify(log, daemon.SdNotifyReady)
-	log.Info("ready", "connectors", len(rec.Connectors()), "mounted", rec.MountedCount())
-
-	go watchdog(wctx, log, func() bool {
-		ok := make(chan struct{})
-		go func() { rec.mu.Lock(); rec.mu.Unlock(); close(ok) }()
-		select {
-		case <-ok:
-			return true
-		case <-time.After(5 * time.Second):
-			return false
+// serve starts the parts in the errgroup (the watchdog only once the
+// agent is ready): the API answers from the start (connectors appear as
+// they load), and the watcher starts before the first load so that no
+// change made while the agent starts is missed (its re-reads wait for
+// adoption).
+func (p *parts) serve() {
+	g, failed := errgroup.WithContext(context.Background())
+	p.g, p.failed = g, failed
+	apiCtx, stopAPI := context.WithCancel(failed)
+	p.stopAPI, p.apiDone = stopAPI, make(chan struct{})
+	g.Go(func() error {
+		defer close(p.apiDone)
+		err := p.api.Serve(apiCtx, p.ln)
+		if apiCtx.Err() != nil {
+			return nil // stopped by shutdown
 		}
+		return fmt.Errorf("socket API stopped: %w", err)
 	})
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("stopping: unmounting every connector")
-			sdNotify(log, daemon.SdNotifyStopping)
-			wcancel()
-			rec.Close(true)
-			apiCancel()
-			<-apiErr
-			ln.Close()
-			if !activated {
-				os.Remove(a.Socket)
-			}
-			if metricsSrv != nil {
-				metricsSrv.Close()
-			}
-			log.Info("stopped")
-			return nil
-		case err := <-apiErr:
-			wcancel()
-			rec.Close(true)
-			return fmt.Errorf("socket API stopped: %w", err)
-		case <-hup:
-			sdNotify(log, "RELOADING=1\nMONOTONIC_USEC="+daemon.SdNotifyMonotonicUsec())
-			settingsChanged := false
-			if na, _, err := LoadSettings(o); err != nil {
-				log.Error("reload: agent settings are invalid; keeping the current ones", "err", err)
-			} else if !sameSettings(a, na) {
-				settingsChanged = true
-			}
-			if settingsChanged || upgraded(exe, exeInfo) {
-				if settingsChanged {
-					log.Info("agent settings changed: re-executing in place to apply them; unchanged mounts stay", "config", a.File)
-				} else {
-					log.Info("executable changed on disk: re-executing in place; workers and mounts stay", "exe", exe)
-				}
-				wcancel()
-				rec.Close(false)
-				apiCancel()
-				<-apiErr
-				err := reexec(exe, o.Args, lnFile, !activated)
-				// only reached when exec failed: exit non-zero so that systemd
-				// restarts the agent, which adopts every worker
-				log.Error("re-exec failed; exiting (workers and mounts stay for the next start)", "err", err)
-				return fmt.Errorf("re-exec %s: %w", exe, err)
-			}
-			log.Info("reload: re-reading every connector file")
-			rec.Load()
-			sdNotify(log, daemon.SdNotifyReady)
-		}
+	if p.metrics != nil {
+		g.Go(func() error { p.metrics.Serve(p.metricsLn); return nil })
 	}
+	p.rec.OnChange(p.updateStatus)
+
+	wctx, stopWatch := context.WithCancel(failed)
+	p.stopWatch = stopWatch
+	g.Go(func() error { p.watch.run(wctx); return nil })
+	<-p.watch.started
+	p.watchCtx = wctx
+}
+
+// watchdog pings systemd's watchdog (when it is on) while the reconciler
+// answers; it stops with the watcher.
+func (p *parts) watchdog() {
+	p.g.Go(func() error {
+		watchdog(p.watchCtx, p.log, func() bool { return p.rec.Responsive(5 * time.Second) })
+		return nil
+	})
+}
+
+// updateStatus keeps systemd's STATUS= current.
+func (p *parts) updateStatus() {
+	m, t := p.rec.counts()
+	s := fmt.Sprintf("STATUS=%d of %d connectors mounted", m, t)
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	if s != p.lastStatus {
+		p.lastStatus = s
+		sdNotify(p.log, s)
+	}
+}
+
+// reload is SIGHUP: it re-reads every connector file, or reports that the
+// agent must re-execute (its settings or its executable changed).
+func (p *parts) reload() (reexec bool) {
+	log := p.log
+	sdNotify(log, "RELOADING=1\nMONOTONIC_USEC="+daemon.SdNotifyMonotonicUsec())
+	settingsChanged := false
+	if na, _, err := LoadSettings(p.o); err != nil {
+		log.Error("reload: agent settings are invalid; keeping the current ones", "err", err)
+	} else if !sameSettings(p.a, na) {
+		settingsChanged = true
+	}
+	if settingsChanged || upgraded(p.exe, p.exeInfo) {
+		if settingsChanged {
+			log.Info("agent settings changed: re-executing in place to apply them; unchanged mounts stay", "config", p.a.File)
+		} else {
+			log.Info("executable changed on disk: re-executing in place; workers and mounts stay", "exe", p.exe)
+		}
+		return true
+	}
+	log.Info("reload: re-reading every connector file")
+	p.rec.Load()
+	sdNotify(log, daemon.SdNotifyReady)
+	return false
+}
+
+// shutdown stops s3mountd's parts in one order, bounded by ctx: the
+// watcher and watchdog (no reload during teardown), the reconciler (which
+// unmounts every connector unless the agent re-executes), the socket API,
+// then the listener, the socket file and the metrics server. On re-exec
+// the workers and the listening socket stay for the next image.
+func (p *parts) shutdown(ctx context.Context, mode stopMode) error {
+	if mode == stopSignal {
+		p.log.Info("stopping: unmounting every connector")
+		sdNotify(p.log, daemon.SdNotifyStopping)
+	}
+	p.stopWatch()
+	p.rec.Shutdown(ctx, mode != stopReexec)
+	p.stopAPI()
+	select {
+	case <-p.apiDone:
+	case <-ctx.Done():
+		p.log.Warn("the socket API did not stop in time")
+	}
+	if mode == stopReexec {
+		return nil
+	}
+	p.ln.Close()
+	if mode == stopSignal && !p.activated {
+		os.Remove(p.a.Socket)
+	}
+	if p.metrics != nil {
+		p.metrics.Close()
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.g.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		p.log.Warn("some parts did not stop in time")
+	}
+	if mode == stopSignal {
+		p.log.Info("stopped")
+		return nil // a stop asked for is not an error
+	}
+	if err == nil {
+		err = fmt.Errorf("s3mountd stopping: %w", context.Cause(p.failed))
+	}
+	return err
 }
 
 // sameSettings reports whether two agent settings are equal.

@@ -86,7 +86,7 @@ func (r *reconciler) liveAtLocked(c *conn, name string) bool {
 	if r.adopting[c.id] {
 		return true
 	}
-	return c.h != nil && filepath.Base(c.h.MountPoint) == name
+	return c.h != nil && filepath.Base(c.h.MountPoint()) == name
 }
 
 func (r *reconciler) pickHolderLocked(name string, cs []*conn) *conn {

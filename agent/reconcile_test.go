@@ -29,29 +29,102 @@ func TestBackoff(t *testing.T) {
 func TestPlan(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	later, earlier := now.Add(time.Second), now.Add(-time.Second)
+	const (
+		inactive   = client.StateInactive
+		mounting   = client.StateMounting
+		mounted    = client.StateMounted
+		unmounting = client.StateUnmounting
+		failed     = client.StateError
+	)
+	good := func(want bool, hash string) desired { return desired{want: want, hash: hash, good: true} }
 	for _, tc := range []struct {
-		name       string
-		want       bool
-		workerHash string
-		hash       string
-		nextTry    time.Time
-		act        action
+		name  string
+		d     desired
+		a     actual
+		act   action
+		phase phaseSet
 	}{
-		{"inactive stays", false, "", "h1", time.Time{}, actNone},
-		{"deactivate", false, "h1", "h1", time.Time{}, actStop},
-		{"mounted unchanged is untouched", true, "h1", "h1", time.Time{}, actNone},
-		{"mounted unchanged even while backing off", true, "h1", "h1", later, actNone},
-		{"spec changed (rotated secret)", true, "h1", "h2", time.Time{}, actReplace},
-		{"activate", true, "", "h1", time.Time{}, actStart},
-		{"retry due", true, "", "h1", earlier, actStart},
-		{"backing off", true, "", "h1", later, actWait},
-		{"deleted while changed", false, "h1", "h2", time.Time{}, actStop},
+		{"inactive stays", good(false, "h1"), actual{phase: inactive}, actNone, phaseSet{}},
+		{"deactivate", good(false, "h1"), actual{workerHash: "h1", phase: mounted}, actStop, phaseSet{}},
+		{"mounted unchanged is untouched", good(true, "h1"), actual{workerHash: "h1", phase: mounted}, actNone, phaseSet{}},
+		{"mounted unchanged even while backing off", good(true, "h1"), actual{workerHash: "h1", phase: mounted, nextTry: later}, actNone, phaseSet{}},
+		{"adopted worker shows mounted", good(true, "h1"), actual{workerHash: "h1", phase: mounting}, actNone, phaseSet{state: mounted}},
+		{"spec changed (rotated secret): remount", good(true, "h2"), actual{workerHash: "h1", phase: mounted}, actReplace, phaseSet{}},
+		{"activate", good(true, "h1"), actual{phase: inactive}, actStart, phaseSet{}},
+		{"retry due", good(true, "h1"), actual{phase: failed, nextTry: earlier}, actStart, phaseSet{}},
+		{"retry due exactly now", good(true, "h1"), actual{phase: failed, nextTry: now}, actStart, phaseSet{}},
+		{"backing off", good(true, "h1"), actual{phase: failed, nextTry: later}, actWait, phaseSet{}},
+		{"deleted while changed", desired{hash: "h2", good: true, removed: true}, actual{workerHash: "h1", phase: mounted}, actStop, phaseSet{}},
+		{"deleted and stopped: forgotten", desired{hash: "h1", good: true, removed: true}, actual{phase: inactive}, actForget, phaseSet{state: inactive}},
+		{"deleted broken file: forgotten", desired{broken: true, removed: true}, actual{phase: failed}, actForget, phaseSet{state: inactive}},
+		{"adopted while its file is broken: kept", desired{hash: "h1", broken: true}, actual{workerHash: "h1", phase: mounted}, actNone, phaseSet{}},
+		{"adopted, file broken, then deleted: stopped", desired{hash: "h1", broken: true, removed: true}, actual{workerHash: "h1", phase: mounted}, actStop, phaseSet{}},
+		{"broken file with a good version: last good stays", desired{want: true, hash: "h1", good: true, broken: true}, actual{workerHash: "h1", phase: mounted}, actNone, phaseSet{}},
+		{"broken file, good version, deactivated: stopped", desired{hash: "h1", good: true, broken: true}, actual{workerHash: "h1", phase: mounted}, actStop, phaseSet{}},
+		{"failed, now undesired: rests", good(false, "h1"), actual{phase: failed, phaseErr: "boom", nextTry: later}, actNone, phaseSet{state: inactive, rest: true}},
+		{"never valid: error stays", desired{broken: true}, actual{phase: failed, phaseErr: "bad"}, actNone, phaseSet{}},
+		{"deactivated before the start: inactive, message kept", good(false, "h1"), actual{phase: mounting, phaseErr: "waiting"}, actNone, phaseSet{state: inactive, msg: "waiting"}},
+		{"unmounted: inactive, message kept", good(false, "h1"), actual{phase: unmounting, phaseErr: "lazy"}, actNone, phaseSet{state: inactive, msg: "lazy"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := plan(tc.want, tc.workerHash, tc.hash, now, tc.nextTry); got != tc.act {
-				t.Errorf("plan = %v, want %v", got, tc.act)
+			act, ph := plan(tc.d, tc.a, now)
+			if act != tc.act || ph != tc.phase {
+				t.Errorf("plan = %v %+v, want %v %+v", act, ph, tc.act, tc.phase)
 			}
 		})
+	}
+}
+
+func TestPlanBackoff(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		failures int
+		n        int
+		d        time.Duration
+	}{{0, 1, time.Second}, {1, 2, 2 * time.Second}, {2, 3, 4 * time.Second}, {6, 7, 60 * time.Second}, {50, 51, 60 * time.Second}} {
+		n, d, next := afterFailure(tc.failures, now)
+		if n != tc.n || d != tc.d || !next.Equal(now.Add(tc.d)) {
+			t.Errorf("afterFailure(%d) = %d %v %v, want %d %v", tc.failures, n, d, next, tc.n, tc.d)
+		}
+	}
+	// a worker that served stableAfter or longer starts over at 1 s
+	for _, tc := range []struct {
+		name     string
+		failures int
+		served   time.Duration
+		n        int
+		d        time.Duration
+	}{
+		{"died at once", 3, time.Second, 4, 8 * time.Second},
+		{"died just before stable", 3, stableAfter - time.Nanosecond, 4, 8 * time.Second},
+		{"died after serving stableAfter", 3, stableAfter, 1, time.Second},
+		{"died after serving long", 6, time.Hour, 1, time.Second},
+	} {
+		n, d, next := afterDeath(tc.failures, now.Add(-tc.served), now)
+		if n != tc.n || d != tc.d || !next.Equal(now.Add(tc.d)) {
+			t.Errorf("%s: afterDeath = %d %v %v, want %d %v", tc.name, n, d, next, tc.n, tc.d)
+		}
+	}
+}
+
+func TestPlanAdoption(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		d            desired
+		workerHash   string
+		keep, broken bool
+	}{
+		{"wanted, same spec: kept", desired{want: true, hash: "h1", good: true}, "h1", true, false},
+		{"wanted, spec changed: replaced", desired{want: true, hash: "h2", good: true}, "h1", false, false},
+		{"not wanted: stopped", desired{hash: "h1", good: true}, "h1", false, false},
+		{"file broken, never a good version: kept", desired{broken: true}, "h1", true, true},
+		{"file broken, last good version known and wanted: kept", desired{want: true, hash: "h1", good: true, broken: true}, "h1", true, false},
+		{"file broken, last good version differs: replaced", desired{want: true, hash: "h2", good: true, broken: true}, "h1", false, false},
+	} {
+		keep, broken := adoptDecision(tc.d, tc.workerHash)
+		if keep != tc.keep || broken != tc.broken {
+			t.Errorf("%s: adoptDecision = %v %v, want %v %v", tc.name, keep, broken, tc.keep, tc.broken)
+		}
 	}
 }
 
