@@ -8,6 +8,7 @@ from collections import defaultdict
 out = defaultdict(list)
 passed = failed = skipped = 0
 failed_names, skips, build_fail = [], [], []
+running = defaultdict(set)  # package -> tests started and not ended
 for line in sys.stdin:
     line = line.rstrip("\n")
     try:
@@ -19,6 +20,10 @@ for line in sys.stdin:
         continue
     act, pkg, test = ev.get("Action"), ev.get("Package", ""), ev.get("Test")
     key = (pkg, test)
+    if act == "run" and test:
+        running[pkg].add(test)
+    elif act in ("pass", "fail", "skip") and test:
+        running[pkg].discard(test)
     if act == "output":
         out[key].append(ev.get("Output", ""))
         if ev.get("Output", "").startswith(("=== RUN", "--- ")) and test and "/" not in test:
@@ -38,6 +43,12 @@ for line in sys.stdin:
         if not any(n.startswith(pkg + " ") for n in failed_names):
             build_fail.append(pkg)
             sys.stdout.write("".join(out[(pkg, None)]))
+        # A package that timed out: its panic and goroutine stacks are the
+        # output of the tests still running, which never get an end event.
+        for t in sorted(running.pop(pkg, ())):
+            if "/" not in t:
+                failed_names.append(f"{pkg} {t} (still running when the package failed)")
+            sys.stdout.write("".join(out[(pkg, t)]))
     elif act in ("pass", "fail", "skip") and not test:
         sys.stderr.write(f"{act:5} {pkg} {ev.get('Elapsed', '')}\n")
 if skips:
