@@ -27,7 +27,7 @@ test: setup build lint
 	@$(MAKE) --no-print-directory test-go fuzz-short test-ext
 
 test-go:
-	set -o pipefail; S3MOUNTS_TEST_STRICT=1 S3MOUNTS_BIN=$(CURDIR)/bin $(GO) test $(GOTEST_FLAGS) -json ./... 2>&1 | python3 scripts/gotest.py
+	set -o pipefail; S3MOUNTS_OLD_BIN=$$(GO=$(GO) scripts/old-daemon.sh) S3MOUNTS_TEST_STRICT=1 S3MOUNTS_BIN=$(CURDIR)/bin $(GO) test $(GOTEST_FLAGS) -json ./... 2>&1 | python3 scripts/gotest.py
 
 # Fuzz budgets are counts, not durations: a count has no wall-clock deadline
 # for Go 1.26's fuzz coordinator to race on a loaded machine (go.dev/issue/75804).
