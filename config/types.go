@@ -110,6 +110,14 @@ type Connector struct {
 	// ([cache] max_staging, default "50%").
 	MaxStaging        int64
 	MaxStagingPercent int
+
+	// Permissions is "connector" or "object" (key permissions).
+	Permissions string
+	// MetadataMax bounds the metadata cache in bytes ([cache] metadata_max).
+	MetadataMax int64
+	// ListConcurrency caps the concurrent listings of one folder (key
+	// list_concurrency).
+	ListConcurrency int
 }
 
 // PathStyle reports whether requests use path-style addressing
