@@ -168,7 +168,7 @@ var AgentKeys = []Key{
 		Doc: "backend caches and write staging"},
 	{Path: "mount_uid", Kind: KindInt, Field: "MountUID", Default: "1000", Min: 0, Max: maxID,
 		RangeMsg: "is not a valid id: use a number from 0 to 4294967294",
-		DocKey: "`mount_uid` / `mount_gid`", DocDefault: "`1000` / `100`", Doc: "the default owner of everything seen in a mount"},
+		DocKey:   "`mount_uid` / `mount_gid`", DocDefault: "`1000` / `100`", Doc: "the default owner of everything seen in a mount"},
 	{Path: "mount_gid", Kind: KindInt, Field: "MountGID", Default: "100", Min: 0, Max: maxID,
 		RangeMsg: "is not a valid id: use a number from 0 to 4294967294", NoDoc: true},
 	{Path: "file_mode", Kind: KindMode, Field: "FileMode", Default: `"0644"`,
