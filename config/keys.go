@@ -6,6 +6,7 @@ import (
 	"net"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,9 @@ type Key struct {
 	// key out of the table (documented in another row or section).
 	DocKey, DocDefault string
 	NoDoc              bool
+	// JoinPrev documents the key in the previous key's row, its name (and
+	// default, when both have one) joined with this separator.
+	JoinPrev string
 }
 
 const maxID = 1<<32 - 2
@@ -98,16 +102,16 @@ var ConnectorKeys = []Key{
 		Doc: "`\"auto\"`, `\"path\"`, `\"virtual\"`. `auto` uses path-style requests when the bucket has a dot or the endpoint is not AWS"},
 	{Path: "created_by", Kind: KindString, Field: "CreatedBy", Default: `""`, Check: checkCreatedBy,
 		Doc: "one line"},
-	{Path: "created_at", Kind: KindDatetime, Field: "CreatedAt", DocKey: "`created_at`, `updated_at`", DocDefault: "unset",
+	{Path: "created_at", Kind: KindDatetime, Field: "CreatedAt",
 		Doc: "a TOML date-time with a zone, e.g. `2022-07-18T14:23:00Z` (an RFC 3339 string works too); stored in UTC"},
-	{Path: "updated_at", Kind: KindDatetime, Field: "UpdatedAt", NoDoc: true},
+	{Path: "updated_at", Kind: KindDatetime, Field: "UpdatedAt", JoinPrev: ", "},
 	{Path: "owner", Kind: KindPrincipal, Field: "Owner", Field2: "UID", DocDefault: "agent's `mount_uid`",
 		Doc: "a user name known to the node, or a uid (`1000` or `\"1000\"`)"},
 	{Path: "group", Kind: KindPrincipal, Field: "Group", Field2: "GID", Group: true, DocDefault: "agent's `mount_gid`",
 		Doc: "a group name known to the node, or a gid"},
-	{Path: "file_mode", Kind: KindMode, Field: "FileMode", DocKey: "`file_mode`, `dir_mode`", DocDefault: "agent's `file_mode`/`dir_mode`",
+	{Path: "file_mode", Kind: KindMode, Field: "FileMode", DocDefault: "agent's `file_mode`/`dir_mode`",
 		Doc: "octal strings such as `\"0640\"`; at most `\"0777\"`"},
-	{Path: "dir_mode", Kind: KindMode, Field: "DirMode", NoDoc: true},
+	{Path: "dir_mode", Kind: KindMode, Field: "DirMode", JoinPrev: ", "},
 	{Path: "permissions", Kind: KindEnum, Field: "Permissions", Default: `"connector"`, Enum: []string{"connector", "object"},
 		Doc: "`\"connector\"`: everything in the mount shows `owner`, `group`, `file_mode` and `dir_mode`, and chmod/chown fail with EPERM; `\"object\"`: mode, uid and gid are stored per object (`x-amz-meta-mode`/`uid`/`gid`, as s3fs does; the connector's values are the defaults) and enforced by the kernel. See docs/SEMANTICS.md"},
 	{Path: "stall_timeout", Kind: KindDuration, Field: "StallTimeout", Default: `"10s"`, Min: int64(time.Second), Max: int64(10 * time.Minute),
@@ -122,7 +126,7 @@ var ConnectorKeys = []Key{
 	{Path: "cache.max_staging", Kind: KindShare, Field: "MaxStaging", Field2: "MaxStagingPercent", Default: `"50%"`, Min: minStaging,
 		Doc: "built-in backend: the most disk this mount's write staging may take in `cache_dir`: a share of the filesystem holding `cache_dir` (`\"1%\"` to `\"100%\"`), a size with a binary unit (`\"512MiB\"`, `\"20GiB\"`, `\"1TiB\"`), or a number of bytes (at least 1 MiB). Past it, writes that need staging fail with `ENOSPC` on this mount only; see docs/SEMANTICS.md, \"Staging space\""},
 	{Path: "cache.metadata_max", Kind: KindSize, Field: "MetadataMax", Default: `"256MiB"`, Min: 1 << 20, Max: 1 << 40,
-		Doc: "built-in backend: the most memory the mount's metadata cache (listings, stats) may take: a size with a binary unit (`\"64MiB\"`, `\"1GiB\"`) or a number of bytes (1 MiB to 1 TiB); past it the least recently used folders are forgotten"},
+		Doc: "built-in backend: the most memory the mount's metadata cache (listings, stats) may take: a size with a binary unit (`\"64MiB\"`, `\"1GiB\"`) or a number of bytes (1 MiB to 1 TiB); past it, cached entries are dropped and fetched again when needed"},
 	{Path: "credentials", Kind: KindTable, DocKey: "`[credentials]`", DocDefault: "**required**", Doc: "see below"},
 	{Path: "credentials.access_key_id", Kind: KindHand, NoDoc: true},
 	{Path: "credentials.secret_name", Kind: KindHand, NoDoc: true},
@@ -168,13 +172,12 @@ var AgentKeys = []Key{
 		Doc: "backend caches and write staging"},
 	{Path: "mount_uid", Kind: KindInt, Field: "MountUID", Default: "1000", Min: 0, Max: maxID,
 		RangeMsg: "is not a valid id: use a number from 0 to 4294967294",
-		DocKey:   "`mount_uid` / `mount_gid`", DocDefault: "`1000` / `100`", Doc: "the default owner of everything seen in a mount"},
+		Doc:      "the default owner of everything seen in a mount"},
 	{Path: "mount_gid", Kind: KindInt, Field: "MountGID", Default: "100", Min: 0, Max: maxID,
-		RangeMsg: "is not a valid id: use a number from 0 to 4294967294", NoDoc: true},
+		RangeMsg: "is not a valid id: use a number from 0 to 4294967294", JoinPrev: " / "},
 	{Path: "file_mode", Kind: KindMode, Field: "FileMode", Default: `"0644"`,
-		DocKey: "`file_mode` / `dir_mode`", DocDefault: "`\"0644\"` / `\"0755\"`",
 		Doc: "the default modes in a mount, as octal **strings** (`\"0664\"`/`\"0775\"` suit shared rw mounts)"},
-	{Path: "dir_mode", Kind: KindMode, Field: "DirMode", Default: `"0755"`, NoDoc: true},
+	{Path: "dir_mode", Kind: KindMode, Field: "DirMode", Default: `"0755"`, JoinPrev: " / "},
 	{Path: "log_level", Kind: KindString, Field: "LogLevel", Default: `"info"`, Check: checkLogLevel,
 		Doc: "`debug`, `info`, `warn` or `error`"},
 	{Path: "resync_interval", Kind: KindDuration, Field: "ResyncInterval", Default: `"60s"`, Min: int64(time.Second), Max: int64(24 * time.Hour),
@@ -579,8 +582,8 @@ func checkRoleMemberValue(s string) (string, error) { return s, checkRoleMember(
 
 // docTable renders keys as the Markdown table of docs/CONFIG.md.
 func docTable(keys []Key, lastColumn string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "| key | default | %s |\n|---|---|---|\n", lastColumn)
+	type row struct{ name, def, doc string }
+	var rows []row
 	for _, k := range keys {
 		if k.NoDoc {
 			continue
@@ -602,16 +605,52 @@ func docTable(keys []Key, lastColumn string) string {
 		default:
 			def = "unset"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, def, k.Doc)
+		if k.JoinPrev != "" && len(rows) > 0 {
+			r := &rows[len(rows)-1]
+			r.name += k.JoinPrev + name
+			if k.Default != "" {
+				r.def += k.JoinPrev + def
+			}
+			continue
+		}
+		rows = append(rows, row{name, def, k.Doc})
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "| key | default | %s |\n|---|---|---|\n", lastColumn)
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", r.name, r.def, r.doc)
 	}
 	return b.String()
 }
 
-// DocTables returns the generated key tables of docs/CONFIG.md by marker
-// name ("agent-keys", "connector-keys").
+// DocTables returns the generated key tables of docs/CONFIG.md by the name
+// of their markers ("agent-keys", "connector-keys").
 func DocTables() map[string]string {
 	return map[string]string{
 		"agent-keys":     docTable(AgentKeys, "meaning"),
 		"connector-keys": docTable(ConnectorKeys, "rules"),
 	}
+}
+
+// GenerateDocs returns doc (the text of docs/CONFIG.md) with the text
+// between each "<!-- BEGIN GENERATED: NAME -->" and "<!-- END GENERATED:
+// NAME -->" marker pair replaced by DocTables()[NAME].
+func GenerateDocs(doc string) (string, error) {
+	tables := DocTables()
+	names := make([]string, 0, len(tables))
+	for n := range tables {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		begin := "<!-- BEGIN GENERATED: " + n + " (go run ./internal/tools/configdoc) -->\n"
+		end := "<!-- END GENERATED: " + n + " -->"
+		i := strings.Index(doc, begin)
+		j := strings.Index(doc, end)
+		if i < 0 || j < i {
+			return "", fmt.Errorf("the markers %q and %q are missing: put them around the %s table", strings.TrimSpace(begin), end, n)
+		}
+		doc = doc[:i+len(begin)] + tables[n] + doc[j:]
+	}
+	return doc, nil
 }
