@@ -13,17 +13,25 @@ func (r *reconciler) buildSpec(c *config.Connector) (mounts.Spec, error) {
 	if err != nil {
 		return mounts.Spec{}, err
 	}
+	return specOf(c, r.agent, secret, r.runtimeDir), nil
+}
+
+// specOf is the complete Spec of a connector whose secret is resolved:
+// every field comes from the connector (whose defaults come from config's
+// key table) or the agent; backends never re-default one.
+func specOf(c *config.Connector, a *config.Agent, secret, runtimeDir string) mounts.Spec {
 	cr := c.Credentials
-	spec := mounts.Spec{
-		ID: c.ID, Backend: c.Backend, MountPoint: filepath.Join(r.agent.ProjectRoot, c.MountName),
+	return mounts.Spec{
+		ID: c.ID, Backend: c.Backend, MountPoint: filepath.Join(a.ProjectRoot, c.MountName),
 		Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix,
 		ReadOnly: c.Mode != "rw", PathStyle: c.PathStyle(), UID: c.UID, GID: c.GID,
 		FileMode: c.FileMode, DirMode: c.DirMode, StallTimeout: c.StallTimeout,
 		MetadataTTL: c.MetadataTTL, NegativeTTL: c.NegativeTTL,
 		MaxStaging: c.MaxStaging, MaxStagingPercent: c.MaxStagingPercent,
-		CacheDir:   filepath.Join(r.agent.CacheDir, c.ID),
-		RuntimeDir: filepath.Join(r.runtimeDir, "mounts", c.ID),
-		Binary:     r.agent.Binaries[c.Backend],
+		Permissions: c.Permissions, MetadataMax: c.MetadataMax, ListConcurrency: c.ListConcurrency,
+		CacheDir:   filepath.Join(a.CacheDir, c.ID),
+		RuntimeDir: filepath.Join(runtimeDir, "mounts", c.ID),
+		Binary:     a.Binaries[c.Backend],
 		Credentials: mounts.Credentials{
 			AccessKeyID: cr.AccessKeyID, SecretAccessKey: mounts.Secret(secret),
 			SessionToken: mounts.Secret(cr.SessionToken), Profile: cr.Profile, RoleARN: cr.RoleARN,
@@ -31,5 +39,4 @@ func (r *reconciler) buildSpec(c *config.Connector) (mounts.Spec, error) {
 			WebIdentityTokenFile: cr.WebIdentityTokenFile, Anonymous: cr.Anonymous,
 		},
 	}
-	return spec, nil
 }

@@ -21,7 +21,11 @@ func setOf(s ...string) map[string]bool {
 	return m
 }
 
-func loadAgent(path string) (*Agent, error) {
+// LoadAgent reads agent.toml at path. path == "" means DefaultAgentPath,
+// and a missing default file yields DefaultAgent(). The file must be a
+// regular file owned by root and not writable by group or others. Errors
+// are *FileError.
+func LoadAgent(path string) (*Agent, error) {
 	explicit := path != ""
 	if !explicit {
 		path = DefaultAgentPath
@@ -33,7 +37,7 @@ func loadAgent(path string) (*Agent, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if !explicit {
-				return defaultAgent(), nil
+				return DefaultAgent(), nil
 			}
 			return nil, fmt.Errorf("%w: %s does not exist: create it or leave --config out to use the defaults", ErrNoConfig, path)
 		}
@@ -45,7 +49,7 @@ func loadAgent(path string) (*Agent, error) {
 // parseAgent validates agent.toml. Relative paths are taken relative to the
 // file's directory.
 func parseAgent(path string, data []byte) (*Agent, error) {
-	a := defaultAgent()
+	a := DefaultAgent()
 	a.File = path
 	d := &doc{file: path, src: string(data)}
 	if !d.decode(agentKeys) {

@@ -26,7 +26,10 @@ var (
 	reSession   = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 )
 
-func isConnectorFile(name string) bool {
+// IsConnectorFile reports whether a directory entry name is a connector
+// file: "*.toml", not a dotfile (covers "..data" and editors' ".x.swp"),
+// not "*~", "*.swp", "*.tmp".
+func IsConnectorFile(name string) bool {
 	if name == "" || strings.HasPrefix(name, ".") || strings.ContainsRune(name, '/') {
 		return false
 	}
@@ -36,11 +39,20 @@ func isConnectorFile(name string) bool {
 	return strings.HasSuffix(name, ".toml") && len(name) > len(".toml")
 }
 
-func connectorID(name string) string {
+// ConnectorID is the id of a connector file: its name without ".toml".
+func ConnectorID(name string) string {
 	return strings.TrimSuffix(filepath.Base(name), ".toml")
 }
 
-func loadConnector(path string, a *Agent) (*Connector, error) {
+// LoadConnector reads, decodes (strictly: unknown keys are errors) and
+// validates one connector file, refusing a file root does not control
+// (not regular, not owned by root, writable by group or others, or a
+// symlink out of its directory that a.ConnectorsFollowSymlinks does not
+// allow); it never blocks on a fifo or a device. It applies the agent's
+// defaults (owner, group, modes) and resolves owner/group names to ids. It
+// does not read the secret.
+// Errors are *FileError (several may be joined with errors.Join).
+func LoadConnector(path string, a *Agent) (*Connector, error) {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
@@ -48,15 +60,18 @@ func loadConnector(path string, a *Agent) (*Connector, error) {
 	if err != nil {
 		return nil, &FileError{File: path, Msg: strings.TrimPrefix(err.Error(), path+" ")}
 	}
-	return parseConnector(path, data, info, a)
+	return ParseConnector(path, data, info, a)
 }
 
-func parseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Connector, error) {
+// ParseConnector is LoadConnector on bytes already read; name is used in
+// errors and for the id. info may be nil (then the "readable by others"
+// rule for inline secrets is not checked). It is the fuzz target's entry.
+func ParseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Connector, error) {
 	if a == nil {
-		a = defaultAgent()
+		a = DefaultAgent()
 	}
 	c := defaultConnector(a)
-	c.ID, c.File = connectorID(name), name
+	c.ID, c.File = ConnectorID(name), name
 	d := &doc{file: name, src: string(data)}
 	if len(data) > maxConnectorSize {
 		d.fail(0, "", "is %d bytes: a connector file must be under 1 MiB", len(data))
@@ -501,7 +516,10 @@ func actionNames() []string {
 	return n
 }
 
-func duplicateMountNames(cs []*Connector) map[string]error {
+// DuplicateMountNames returns, for every connector that claims a mount_name
+// already claimed by a connector whose file name sorts earlier, an error
+// naming both files. Keys are connector ids.
+func DuplicateMountNames(cs []*Connector) map[string]error {
 	sorted := make([]*Connector, 0, len(cs))
 	for _, c := range cs {
 		if c != nil {
@@ -550,7 +568,9 @@ func lineOfKeyInFile(path, key string) int {
 	return 0
 }
 
-func warnings(c *Connector, a *Agent) []string {
+// Warnings returns advice that is not an error, e.g. a connector with an
+// access policy whose mount every user of the node can read.
+func Warnings(c *Connector, a *Agent) []string {
 	var w []string
 	if c == nil {
 		return nil
@@ -578,7 +598,7 @@ func warnings(c *Connector, a *Agent) []string {
 
 func agentOrDefault(a *Agent) *Agent {
 	if a == nil {
-		return defaultAgent()
+		return DefaultAgent()
 	}
 	return a
 }

@@ -446,8 +446,8 @@ func templates() {
 	})
 }
 
-// defaultAgent returns a fresh Agent with every default.
-func defaultAgent() *Agent {
+// DefaultAgent returns the settings with every default (from AgentKeys).
+func DefaultAgent() *Agent {
 	templates()
 	a := agentTemplate
 	a.Roles.Admin = append([]string{}, a.Roles.Admin...)
@@ -466,6 +466,11 @@ func defaultConnector(a *Agent) *Connector {
 	c.UID, c.GID, c.FileMode, c.DirMode = a.MountUID, a.MountGID, a.FileMode, a.DirMode
 	return &c
 }
+
+// DefaultConnector returns a connector with every default of the key table
+// and of DefaultAgent(), and nothing else: for tools and tests that build
+// a mounts.Spec without a connector file.
+func DefaultConnector() *Connector { return defaultConnector(DefaultAgent()) }
 
 // get returns the value at a dotted path of the decoded document (a key
 // matched exactly, else case-insensitively, as the decoder matched struct

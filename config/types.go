@@ -7,9 +7,21 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"time"
 )
+
+// DefaultAgentPath is where s3mountd looks for its settings.
+const DefaultAgentPath = "/etc/s3mounts/agent.toml"
+
+// ErrNoConfig is returned (wrapped) by LoadAgent when an explicitly named
+// file does not exist. A missing default file is not an error: defaults apply.
+var ErrNoConfig = errors.New("no agent config")
+
+// NodeKey is the node's age identity, kept in <state_dir>/node.key (0600).
+type NodeKey struct{ impl any }
 
 // Action is one thing a caller may do with a connector (SPEC: Who may do what).
 type Action string
@@ -156,4 +168,15 @@ type FileError struct {
 	Line int
 	Key  string
 	Msg  string // says what was wrong and what to do
+}
+
+func (e *FileError) Error() string {
+	s := e.File
+	if e.Line > 0 {
+		s += fmt.Sprintf(":%d", e.Line)
+	}
+	if e.Key != "" {
+		s += ": " + e.Key
+	}
+	return s + ": " + e.Msg
 }

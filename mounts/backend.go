@@ -18,6 +18,9 @@ import (
 
 // Spec is everything needed to mount one connector, secrets resolved.
 // It travels from the agent to its worker over a pipe, never argv or env.
+// It arrives complete (the agent's buildSpec fills every field from the
+// connector, whose defaults come from config's key table): backends never
+// re-default a field.
 type Spec struct {
 	ID           string        `json:"id"`
 	Backend      string        `json:"backend"` // "default" | "geesefs" | "s3fs"
@@ -59,6 +62,11 @@ type Spec struct {
 	Binary      string      `json:"binary,omitempty"`
 	Credentials Credentials `json:"credentials"`
 }
+
+// OpBound is the longest one operation on a mount may last, all its
+// requests and retries included, for a connector's stall_timeout: 3 ×
+// stall_timeout (SPEC). Every "3 × stall" of the code is this function.
+func OpBound(stall time.Duration) time.Duration { return 3 * stall }
 
 // LogValue keeps credentials out of logs whatever a caller logs.
 func (s Spec) LogValue() slog.Value {

@@ -71,10 +71,10 @@ func TestS3FSArgs(t *testing.T) {
 			env: []string{"AWSACCESSKEYID=AKID", "AWSSECRETACCESSKEY=s3cr3t-value", "AWSSESSIONTOKEN=tok-value"},
 		},
 		{
-			name: "anonymous, no region, no metadata cache, shared rw modes",
+			name: "anonymous, region us-east-1, no metadata cache, shared rw modes",
 			modify: func(s *Spec) {
 				s.Credentials = Credentials{Anonymous: true}
-				s.Region, s.MetadataTTL, s.FileMode, s.DirMode = "", 0, 0o664, 0o775
+				s.Region, s.MetadataTTL, s.FileMode, s.DirMode = "us-east-1", 0, 0o664, 0o775
 			},
 			want: func(s Spec) []string {
 				return []string{"ml.datasets", "/home/jupyter/mnt/s3/data", "-f",

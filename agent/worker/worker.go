@@ -382,7 +382,7 @@ func (w *server) doMount(backends map[string]mounts.Backend) error {
 			return err
 		}
 	}
-	timeout := 3*w.spec.StallTimeout + 10*time.Second
+	timeout := mounts.OpBound(w.spec.StallTimeout) + 10*time.Second
 	if timeout < 30*time.Second {
 		timeout = 30 * time.Second
 	}
