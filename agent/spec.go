@@ -9,18 +9,17 @@ import (
 
 // buildSpec resolves the secret and turns a connector into a mount Spec.
 func (r *reconciler) buildSpec(c *config.Connector) (mounts.Spec, error) {
-	secret, err := config.ResolveSecret(c, r.agent, r.key)
+	cr, err := config.ResolveCredentials(c, r.agent, r.key)
 	if err != nil {
 		return mounts.Spec{}, err
 	}
-	return specOf(c, r.agent, secret, r.runtimeDir), nil
+	return specOf(c, r.agent, cr, r.runtimeDir), nil
 }
 
-// specOf is the complete Spec of a connector whose secret is resolved:
+// specOf is the complete Spec of a connector with its resolved credentials:
 // every field comes from the connector (whose defaults come from config's
 // key table) or the agent; backends never re-default one.
-func specOf(c *config.Connector, a *config.Agent, secret, runtimeDir string) mounts.Spec {
-	cr := c.Credentials
+func specOf(c *config.Connector, a *config.Agent, cr config.Credentials, runtimeDir string) mounts.Spec {
 	return mounts.Spec{
 		ID: c.ID, Backend: c.Backend, MountPoint: filepath.Join(a.ProjectRoot, c.MountName),
 		Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix,
@@ -29,14 +28,9 @@ func specOf(c *config.Connector, a *config.Agent, secret, runtimeDir string) mou
 		MetadataTTL: c.MetadataTTL, NegativeTTL: c.NegativeTTL,
 		MaxStaging: c.MaxStaging, MaxStagingPercent: c.MaxStagingPercent,
 		Permissions: c.Permissions, MetadataMax: c.MetadataMax, ListConcurrency: c.ListConcurrency,
-		CacheDir:   filepath.Join(a.CacheDir, c.ID),
-		RuntimeDir: filepath.Join(runtimeDir, "mounts", c.ID),
-		Binary:     a.Binaries[c.Backend],
-		Credentials: mounts.Credentials{
-			AccessKeyID: cr.AccessKeyID, SecretAccessKey: mounts.Secret(secret),
-			SessionToken: mounts.Secret(cr.SessionToken), Profile: cr.Profile, RoleARN: cr.RoleARN,
-			RoleSessionName: cr.RoleSessionName, ExternalID: cr.ExternalID, SourceIdentity: cr.SourceIdentity,
-			WebIdentityTokenFile: cr.WebIdentityTokenFile, Anonymous: cr.Anonymous,
-		},
+		CacheDir:    filepath.Join(a.CacheDir, c.ID),
+		RuntimeDir:  filepath.Join(runtimeDir, "mounts", c.ID),
+		Binary:      a.Binaries[c.Backend],
+		Credentials: cr,
 	}
 }

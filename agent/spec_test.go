@@ -25,7 +25,9 @@ secret_name = "k"
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := specOf(c, a, "secret", "/run/s3mounts")
+	cr := c.Credentials
+	cr.SecretName, cr.SecretAccessKey = "", "secret"
+	s := specOf(c, a, cr, "/run/s3mounts")
 	// Fields a connector may leave zero: no prefix, flags, PATH, a share.
 	mayBeZero := map[string]bool{"Prefix": true, "ReadOnly": true, "PathStyle": true, "Binary": true,
 		"MaxStaging": true}
@@ -66,7 +68,7 @@ anonymous = true
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := specOf(c, a, "", "/run/s3mounts")
+	s := specOf(c, a, c.Credentials, "/run/s3mounts")
 	if s.Permissions != "object" || s.MetadataMax != 64<<20 || s.ListConcurrency != 4 {
 		t.Fatalf("got permissions %q, metadata_max %d, list_concurrency %d", s.Permissions, s.MetadataMax, s.ListConcurrency)
 	}

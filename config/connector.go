@@ -292,8 +292,8 @@ func normalizePrefix(s string) (string, error) {
 // Credential sources of the secret key, in the order errors name them.
 var secretSources = []string{"secret_name", "secret_access_key_file", "secret_access_key_encrypted", "secret_access_key"}
 
-func (d *doc) credentials(info os.FileInfo) CredentialsSpec {
-	var cs CredentialsSpec
+func (d *doc) credentials(info os.FileInfo) Credentials {
+	var cs Credentials
 	// Values of these keys are never echoed in errors.
 	get := func(key string) string {
 		s, _ := d.str("credentials."+key, d.get("credentials."+key))
@@ -303,8 +303,8 @@ func (d *doc) credentials(info os.FileInfo) CredentialsSpec {
 	cs.SecretName = strings.TrimSpace(get("secret_name"))
 	cs.SecretAccessKeyFile = strings.TrimSpace(get("secret_access_key_file"))
 	cs.SecretAccessKeyEncrypted = get("secret_access_key_encrypted")
-	cs.SecretAccessKey = get("secret_access_key")
-	cs.SessionToken = get("session_token")
+	cs.SecretAccessKey = Secret(get("secret_access_key"))
+	cs.SessionToken = Secret(get("session_token"))
 	cs.Profile = strings.TrimSpace(get("profile"))
 	cs.RoleARN = strings.TrimSpace(get("role_arn"))
 	cs.RoleSessionName = strings.TrimSpace(get("role_session_name"))
@@ -342,7 +342,7 @@ func (d *doc) credentials(info os.FileInfo) CredentialsSpec {
 	if set["secret_access_key_encrypted"] && !looksAge([]byte(cs.SecretAccessKeyEncrypted)) {
 		d.failKey(k("secret_access_key_encrypted"), "is not an age message: paste the whole output of `s3mountctl encrypt`, from -----BEGIN AGE ENCRYPTED FILE----- to -----END AGE ENCRYPTED FILE-----, in a \"\"\" string")
 	}
-	if set["secret_access_key"] && (hasControl(strings.TrimSpace(cs.SecretAccessKey)) || strings.TrimSpace(cs.SecretAccessKey) == "") {
+	if sk := strings.TrimSpace(cs.SecretAccessKey.Reveal()); set["secret_access_key"] && (hasControl(sk) || sk == "") {
 		d.failKey(k("secret_access_key"), "must be one line: copy the secret key again (its value is not shown here)")
 	}
 	if set["secret_access_key"] && info != nil && info.Mode().Perm()&0o044 != 0 {

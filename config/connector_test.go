@@ -80,7 +80,7 @@ func TestConnectorDefaults(t *testing.T) {
 		UID: 1234, GID: 567, FileMode: 0o664, DirMode: 0o775, StallTimeout: 10 * time.Second,
 		MetadataTTL: 60 * time.Second, NegativeTTL: 5 * time.Second, MaxStagingPercent: 50,
 		Permissions: "connector", MetadataMax: 256 << 20, ListConcurrency: 16,
-		Credentials: CredentialsSpec{Anonymous: true},
+		Credentials: Credentials{Anonymous: true},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -149,7 +149,7 @@ groups  = ["admins"]
 		Owner:     "root", Group: "0", UID: 0, GID: 0, FileMode: 0o640, DirMode: 0o750,
 		StallTimeout: 30 * time.Second, MetadataTTL: 0, NegativeTTL: time.Second, MaxStagingPercent: 50,
 		Permissions: "connector", MetadataMax: 256 << 20, ListConcurrency: 16,
-		Credentials: CredentialsSpec{AccessKeyID: "AKIAEXAMPLE", SecretName: "datasets-key", SessionToken: "tok",
+		Credentials: Credentials{AccessKeyID: "AKIAEXAMPLE", SecretName: "datasets-key", SessionToken: "tok",
 			RoleARN: "arn:aws:iam::123456789012:role/reader", RoleSessionName: "nb", ExternalID: "ext", SourceIdentity: "alice"},
 		Access: []AccessRule{
 			{Users: []string{"alice"}, Groups: []string{"team-a"}, Actions: []Action{ActionView, ActionBrowse}},

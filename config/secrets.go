@@ -294,9 +294,23 @@ func ResolveSecret(c *Connector, a *Agent, key *NodeKey) (string, error) {
 		}
 		return s, nil
 	case cs.SecretAccessKey != "":
-		return strings.TrimSpace(cs.SecretAccessKey), nil
+		return strings.TrimSpace(cs.SecretAccessKey.Reveal()), nil
 	}
 	return "", nil
+}
+
+// ResolveCredentials returns the connector's credentials resolved for a
+// mounts.Spec: the secret access key from whichever source the file names
+// (ResolveSecret) in SecretAccessKey, and no source fields.
+func ResolveCredentials(c *Connector, a *Agent, key *NodeKey) (Credentials, error) {
+	secret, err := ResolveSecret(c, a, key)
+	if err != nil {
+		return Credentials{}, err
+	}
+	cr := c.Credentials
+	cr.SecretName, cr.SecretAccessKeyFile, cr.SecretAccessKeyEncrypted = "", "", ""
+	cr.SecretAccessKey = Secret(secret)
+	return cr, nil
 }
 
 // SecretFiles lists the files whose content the connector's secret depends

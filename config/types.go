@@ -114,7 +114,7 @@ type Connector struct {
 	StallTimeout time.Duration
 	MetadataTTL  time.Duration
 	NegativeTTL  time.Duration
-	Credentials  CredentialsSpec
+	Credentials  Credentials
 	Access       []AccessRule // nil: no policy
 
 	// MaxStaging caps the disk space of the mount's write staging in
@@ -135,24 +135,6 @@ type Connector struct {
 // PathStyle reports whether requests use path-style addressing
 // (SPEC: auto = path-style when the bucket has a dot or the endpoint is not AWS).
 func (c *Connector) PathStyle() bool { return pathStyle(c.Addressing, c.Endpoint, c.Bucket) }
-
-// CredentialsSpec is the [credentials] table as written: where the secret
-// comes from, not the secret itself.
-type CredentialsSpec struct {
-	AccessKeyID              string
-	SecretName               string
-	SecretAccessKeyFile      string
-	SecretAccessKeyEncrypted string // age armored, to the node key
-	SecretAccessKey          string // inline plain; only when the file is not readable by others
-	SessionToken             string
-	Profile                  string
-	RoleARN                  string
-	RoleSessionName          string
-	ExternalID               string
-	SourceIdentity           string
-	WebIdentityTokenFile     string
-	Anonymous                bool
-}
 
 // AccessRule is one [[access.allow]] entry.
 type AccessRule struct {

@@ -30,8 +30,8 @@ import (
 func Backends() map[string]mounts.Backend {
 	return map[string]mounts.Backend{
 		"default": probed{builtin.New()},
-		"s3fs":    probed{mounts.NewS3FS()},
-		"geesefs": probed{mounts.NewGeeseFS()},
+		"s3fs":    probed{mounts.NewS3FS(s3conn.ResolveCredentials)},
+		"geesefs": probed{mounts.NewGeeseFS(s3conn.ResolveCredentials)},
 	}
 }
 
