@@ -11,17 +11,12 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// val holds one TOML value as written, whatever its type, so that a wrong
+// val is one TOML value as written, whatever its type, so that a wrong
 // type is reported by validation (with file, line and key, and without the
 // value when it may be a secret) instead of stopping the decoder.
 type val struct {
 	v   any
 	set bool
-}
-
-func (x *val) UnmarshalTOML(v any) error {
-	x.v, x.set = v, true
-	return nil
 }
 
 // doc is one file being decoded and validated; it collects every error.
