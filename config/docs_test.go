@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/s3mounts/s3mounts/agent/client"
 )
 
 // TestDocsGenerated keeps the key tables of docs/CONFIG.md equal to the
@@ -56,5 +58,10 @@ func TestKeyTable(t *testing.T) {
 	}
 	if DefaultStallTimeout() <= 0 {
 		t.Fatal("no stall_timeout default")
+	}
+	// agent/client may not import config (it is the CLI's light client):
+	// its copy of the socket's default must stay equal to the table's.
+	if s := KeyDefault(AgentKeys, "socket"); s != client.DefaultSocket {
+		t.Errorf("agent/client.DefaultSocket is %q, the key table says %q", client.DefaultSocket, s)
 	}
 }
