@@ -2,6 +2,7 @@ package agent
 
 import (
 	"path/filepath"
+	"reflect"
 
 	"github.com/s3mounts/s3mounts/config"
 	"github.com/s3mounts/s3mounts/mounts"
@@ -17,20 +18,32 @@ func (r *reconciler) buildSpec(c *config.Connector) (mounts.Spec, error) {
 }
 
 // specOf is the complete Spec of a connector with its resolved credentials:
-// every field comes from the connector (whose defaults come from config's
-// key table) or the agent; backends never re-default one.
+// every field of the Spec named and typed as a field of the Connector
+// (Region, StallTimeout, ListConcurrency, …: the connector keys, whose
+// defaults come from config's key table) is copied from it; the others
+// are derived below. Backends never re-default a field; TestSpecComplete
+// checks that none is left out.
 func specOf(c *config.Connector, a *config.Agent, cr config.Credentials, runtimeDir string) mounts.Spec {
-	return mounts.Spec{
-		ID: c.ID, Backend: c.Backend, MountPoint: filepath.Join(a.ProjectRoot, c.MountName),
-		Endpoint: c.Endpoint, Region: c.Region, Bucket: c.Bucket, Prefix: c.Prefix,
-		ReadOnly: c.Mode != "rw", PathStyle: c.PathStyle(), UID: c.UID, GID: c.GID,
-		FileMode: c.FileMode, DirMode: c.DirMode, StallTimeout: c.StallTimeout,
-		MetadataTTL: c.MetadataTTL, NegativeTTL: c.NegativeTTL,
-		MaxStaging: c.MaxStaging, MaxStagingPercent: c.MaxStagingPercent,
-		Permissions: c.Permissions, MetadataMax: c.MetadataMax, ListConcurrency: c.ListConcurrency,
-		CacheDir:    filepath.Join(a.CacheDir, c.ID),
-		RuntimeDir:  filepath.Join(runtimeDir, "mounts", c.ID),
-		Binary:      a.Binaries[c.Backend],
-		Credentials: cr,
+	var s mounts.Spec
+	copySameNamed(&s, c)
+	s.MountPoint = filepath.Join(a.ProjectRoot, c.MountName)
+	s.ReadOnly = c.Mode != "rw"
+	s.PathStyle = c.PathStyle()
+	s.CacheDir = filepath.Join(a.CacheDir, c.ID)
+	s.RuntimeDir = filepath.Join(runtimeDir, "mounts", c.ID)
+	s.Binary = a.Binaries[c.Backend]
+	s.Credentials = cr
+	return s
+}
+
+// copySameNamed sets every field of *dst that *src has with the same name
+// and type.
+func copySameNamed(dst, src any) {
+	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
+	for i := 0; i < d.NumField(); i++ {
+		f := d.Type().Field(i)
+		if sf, ok := s.Type().FieldByName(f.Name); ok && sf.Type == f.Type && len(sf.Index) == 1 {
+			d.Field(i).Set(s.FieldByIndex(sf.Index))
+		}
 	}
 }

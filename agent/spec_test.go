@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/s3mounts/s3mounts/config"
+	"github.com/s3mounts/s3mounts/mounts"
 )
 
 // TestSpecComplete checks that a connector with only the required keys
@@ -44,8 +45,52 @@ secret_name = "k"
 		s.StallTimeout != d.StallTimeout {
 		t.Fatalf("defaults not carried: %+v", s)
 	}
-	if s.Credentials.SecretAccessKey.Reveal() != "secret" || s.Credentials.AccessKeyID != "AK" {
+	if s.Credentials.SecretAccessKey.Reveal() != "secret" || s.Credentials.AccessKeyID != "AK" || s.Credentials.SecretName != "" {
 		t.Fatal("credentials not carried")
+	}
+}
+
+// TestSpecCopiesEveryKey sets every connector setting the Spec shares with
+// the Connector to a value that is not its default and checks that the Spec
+// has it: a new key reaches the worker without a hand-written copy.
+func TestSpecCopiesEveryKey(t *testing.T) {
+	a := config.DefaultAgent()
+	c := config.DefaultConnector()
+	cv := reflect.ValueOf(c).Elem()
+	st := reflect.TypeOf(mounts.Spec{})
+	shared := 0
+	for i := 0; i < st.NumField(); i++ {
+		f := st.Field(i)
+		cf := cv.FieldByName(f.Name)
+		if !cf.IsValid() || cf.Type() != f.Type || f.Name == "Credentials" {
+			continue
+		}
+		shared++
+		switch cf.Kind() {
+		case reflect.String:
+			cf.SetString("v-" + f.Name)
+		case reflect.Int, reflect.Int64:
+			cf.SetInt(cf.Int() + 7)
+		case reflect.Uint32:
+			cf.SetUint(cf.Uint() + 7)
+		default:
+			t.Fatalf("field %s of kind %s: extend this test", f.Name, cf.Kind())
+		}
+	}
+	s := specOf(c, a, config.Credentials{Anonymous: true}, "/run")
+	sv := reflect.ValueOf(s)
+	for i := 0; i < st.NumField(); i++ {
+		f := st.Field(i)
+		cf := cv.FieldByName(f.Name)
+		if !cf.IsValid() || cf.Type() != f.Type || f.Name == "Credentials" {
+			continue
+		}
+		if !reflect.DeepEqual(sv.Field(i).Interface(), cf.Interface()) {
+			t.Errorf("Spec.%s = %v, the connector has %v", f.Name, sv.Field(i).Interface(), cf.Interface())
+		}
+	}
+	if shared < 15 {
+		t.Fatalf("only %d fields shared by Connector and Spec", shared)
 	}
 }
 
