@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3mounts/s3mounts/agent/client"
 )
@@ -56,8 +57,8 @@ func TestKeyTable(t *testing.T) {
 		}
 		applyDefaults(tc.keys, tc.dst) // panics on a field that does not exist
 	}
-	if DefaultStallTimeout() <= 0 {
-		t.Fatal("no stall_timeout default")
+	if d, _ := KeyDefault(ConnectorKeys, "stall_timeout").(time.Duration); d != DefaultConnector().StallTimeout || d <= 0 {
+		t.Fatalf("stall_timeout default %v", d)
 	}
 	// agent/client may not import config (it is the CLI's light client):
 	// its copy of the socket's default must stay equal to the table's.

@@ -239,11 +239,6 @@ func KeyDefault(keys []Key, path string) any {
 	panic("config: no default for key " + path)
 }
 
-// DefaultStallTimeout is the connector key stall_timeout's default.
-func DefaultStallTimeout() time.Duration {
-	return KeyDefault(ConnectorKeys, "stall_timeout").(time.Duration)
-}
-
 // parseDefault parses the key's Default through the same rules as a file.
 func (k Key) parseDefault() (any, bool) {
 	var m map[string]any
