@@ -123,7 +123,7 @@ var ConnectorKeys = []Key{
 		Doc: "how long a listing or stat is trusted; `\"0s\"` always asks S3 (0 to 24 h)"},
 	{Path: "cache.negative_ttl", Kind: KindDuration, Field: "NegativeTTL", Default: `"5s"`, Min: 0, Max: int64(24 * time.Hour),
 		Doc: "how long \"no such key\" is trusted (0 to 24 h)"},
-	{Path: "cache.max_staging", Kind: KindShare, Field: "MaxStaging", Field2: "MaxStagingPercent", Default: `"50%"`, Min: minStaging,
+	{Path: "cache.max_staging", Kind: KindShare, Field: "MaxStaging", Field2: "MaxStagingPercent", Default: `"50%"`,
 		Doc: "built-in backend: the most disk this mount's write staging may take in `cache_dir`: a share of the filesystem holding `cache_dir` (`\"1%\"` to `\"100%\"`), a size with a binary unit (`\"512MiB\"`, `\"20GiB\"`, `\"1TiB\"`), or a number of bytes (at least 1 MiB). Past it, writes that need staging fail with `ENOSPC` on this mount only; see docs/SEMANTICS.md, \"Staging space\""},
 	{Path: "cache.metadata_max", Kind: KindSize, Field: "MetadataMax", Default: `"256MiB"`, Min: 1 << 20, Max: 1 << 40,
 		Doc: "built-in backend: the most memory the mount's metadata cache (listings, stats) may take: a size with a binary unit (`\"64MiB\"`, `\"1GiB\"`) or a number of bytes (1 MiB to 1 TiB); past it, cached entries are dropped and fetched again when needed"},
