@@ -590,7 +590,7 @@ func (a *API) health(w http.ResponseWriter, rq *request) error {
 func (a *API) pubkey(w http.ResponseWriter, rq *request) error {
 	rcpt := a.o.Recipient
 	if rcpt == "" {
-		dir := "/var/lib/s3mounts"
+		dir := config.DefaultAgent().StateDir
 		if a.o.Agent != nil && a.o.Agent.StateDir != "" {
 			dir = a.o.Agent.StateDir
 		}

@@ -179,7 +179,7 @@ func (r *reconciler) seedLastGood() {
 				r.log.Error("last good version unusable: its session token does not decrypt", "connector", id, "err", err)
 				continue
 			}
-			c.Credentials.SessionToken = string(plain)
+			c.Credentials.SessionToken = config.Secret(plain)
 		}
 		spec, err := r.buildSpec(c)
 		if err != nil {

@@ -18,80 +18,6 @@ import (
 // maxConnectorSize bounds what is read from a connector file.
 const maxConnectorSize = 1 << 20
 
-type rawConnector struct {
-	Name         val `toml:"name"`
-	Description  val `toml:"description"`
-	Endpoint     val `toml:"endpoint"`
-	Region       val `toml:"region"`
-	Bucket       val `toml:"bucket"`
-	Prefix       val `toml:"prefix"`
-	MountName    val `toml:"mount_name"`
-	Mode         val `toml:"mode"`
-	Backend      val `toml:"backend"`
-	Active       val `toml:"active"`
-	Addressing   val `toml:"addressing"`
-	CreatedBy    val `toml:"created_by"`
-	CreatedAt    val `toml:"created_at"`
-	UpdatedAt    val `toml:"updated_at"`
-	Owner        val `toml:"owner"`
-	Group        val `toml:"group"`
-	FileMode     val `toml:"file_mode"`
-	DirMode      val `toml:"dir_mode"`
-	StallTimeout val `toml:"stall_timeout"`
-	Cache        struct {
-		MetadataTTL val `toml:"metadata_ttl"`
-		NegativeTTL val `toml:"negative_ttl"`
-		MaxStaging  val `toml:"max_staging"`
-	} `toml:"cache"`
-	Credentials rawCredentials `toml:"credentials"`
-	Access      struct {
-		Allow []rawRule `toml:"allow"`
-	} `toml:"access"`
-}
-
-type rawCredentials struct {
-	AccessKeyID              val `toml:"access_key_id"`
-	SecretName               val `toml:"secret_name"`
-	SecretAccessKeyFile      val `toml:"secret_access_key_file"`
-	SecretAccessKeyEncrypted val `toml:"secret_access_key_encrypted"`
-	SecretAccessKey          val `toml:"secret_access_key"`
-	SessionToken             val `toml:"session_token"`
-	Profile                  val `toml:"profile"`
-	RoleARN                  val `toml:"role_arn"`
-	RoleSessionName          val `toml:"role_session_name"`
-	ExternalID               val `toml:"external_id"`
-	SourceIdentity           val `toml:"source_identity"`
-	WebIdentityTokenFile     val `toml:"web_identity_token_file"`
-	Anonymous                val `toml:"anonymous"`
-}
-
-type rawRule struct {
-	Users   val `toml:"users"`
-	Groups  val `toml:"groups"`
-	Actions val `toml:"actions"`
-}
-
-var connectorKeys = keySpec{
-	leaves: setOf("name", "description", "endpoint", "region", "bucket", "prefix", "mount_name",
-		"mode", "backend", "active", "addressing", "created_by", "created_at", "updated_at",
-		"owner", "group", "file_mode", "dir_mode", "stall_timeout",
-		"cache.metadata_ttl", "cache.negative_ttl", "cache.max_staging",
-		"credentials.access_key_id", "credentials.secret_name", "credentials.secret_access_key_file",
-		"credentials.secret_access_key_encrypted", "credentials.secret_access_key",
-		"credentials.session_token", "credentials.profile", "credentials.role_arn",
-		"credentials.role_session_name", "credentials.external_id", "credentials.source_identity",
-		"credentials.web_identity_token_file", "credentials.anonymous",
-		"access.allow.users", "access.allow.groups", "access.allow.actions"),
-	tables: setOf("cache", "credentials", "access", "access.allow"),
-}
-
-// Bounds of the durations a connector may set.
-const (
-	minStall = time.Second
-	maxStall = 10 * time.Minute
-	maxTTL   = 24 * time.Hour
-)
-
 var (
 	reMountName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 	reID        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -100,7 +26,10 @@ var (
 	reSession   = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 )
 
-func isConnectorFile(name string) bool {
+// IsConnectorFile reports whether a directory entry name is a connector
+// file: "*.toml", not a dotfile (covers "..data" and editors' ".x.swp"),
+// not "*~", "*.swp", "*.tmp".
+func IsConnectorFile(name string) bool {
 	if name == "" || strings.HasPrefix(name, ".") || strings.ContainsRune(name, '/') {
 		return false
 	}
@@ -110,11 +39,20 @@ func isConnectorFile(name string) bool {
 	return strings.HasSuffix(name, ".toml") && len(name) > len(".toml")
 }
 
-func connectorID(name string) string {
+// ConnectorID is the id of a connector file: its name without ".toml".
+func ConnectorID(name string) string {
 	return strings.TrimSuffix(filepath.Base(name), ".toml")
 }
 
-func loadConnector(path string, a *Agent) (*Connector, error) {
+// LoadConnector reads, decodes (strictly: unknown keys are errors) and
+// validates one connector file, refusing a file root does not control
+// (not regular, not owned by root, writable by group or others, or a
+// symlink out of its directory that a.ConnectorsFollowSymlinks does not
+// allow); it never blocks on a fifo or a device. It applies the agent's
+// defaults (owner, group, modes) and resolves owner/group names to ids. It
+// does not read the secret.
+// Errors are *FileError (several may be joined with errors.Join).
+func LoadConnector(path string, a *Agent) (*Connector, error) {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
@@ -122,30 +60,18 @@ func loadConnector(path string, a *Agent) (*Connector, error) {
 	if err != nil {
 		return nil, &FileError{File: path, Msg: strings.TrimPrefix(err.Error(), path+" ")}
 	}
-	return parseConnector(path, data, info, a)
+	return ParseConnector(path, data, info, a)
 }
 
-func parseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Connector, error) {
+// ParseConnector is LoadConnector on bytes already read; name is used in
+// errors and for the id. info may be nil (then the "readable by others"
+// rule for inline secrets is not checked). It is the fuzz target's entry.
+func ParseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Connector, error) {
 	if a == nil {
-		a = defaultAgent()
+		a = DefaultAgent()
 	}
-	c := &Connector{
-		ID:           connectorID(name),
-		File:         name,
-		Region:       "us-east-1",
-		Mode:         "ro",
-		Backend:      "default",
-		Addressing:   "auto",
-		UID:          a.MountUID,
-		GID:          a.MountGID,
-		FileMode:     a.FileMode,
-		DirMode:      a.DirMode,
-		StallTimeout: 10 * time.Second,
-		MetadataTTL:  60 * time.Second,
-		NegativeTTL:  5 * time.Second,
-
-		MaxStagingPercent: defaultMaxStagingPercent,
-	}
+	c := defaultConnector(a)
+	c.ID, c.File = ConnectorID(name), name
 	d := &doc{file: name, src: string(data)}
 	if len(data) > maxConnectorSize {
 		d.fail(0, "", "is %d bytes: a connector file must be under 1 MiB", len(data))
@@ -154,113 +80,13 @@ func parseConnector(name string, data []byte, info os.FileInfo, a *Agent) (*Conn
 	if !reID.MatchString(c.ID) {
 		d.fail(0, "", "the file name gives the connector id %q: rename the file to <id>.toml where id has only letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit)", c.ID)
 	}
-	var raw rawConnector
-	if !d.decode(&raw, connectorKeys) {
+	if !d.decode(connectorKeys) {
 		return nil, d.err()
 	}
 	d.unknownKeys(connectorKeys)
-
-	// Identity and display.
-	if s, ok := d.str("name", raw.Name); !ok && !raw.Name.set {
-		d.fail(0, "name", `is required: add name = "…", the name shown in the panel`)
-	} else if ok {
-		s = strings.TrimSpace(s)
-		switch {
-		case s == "":
-			d.failKey("name", "must not be empty: give the name shown in the panel")
-		case hasControl(s) || len(s) > 200:
-			d.failKey("name", "must be one line of at most 200 bytes")
-		default:
-			c.Name = s
-		}
-	}
-	if s, ok := d.str("description", raw.Description); ok {
-		if len(s) > 4096 {
-			d.failKey("description", "is longer than 4096 bytes: shorten it")
-		} else {
-			c.Description = strings.TrimSpace(s)
-		}
-	}
-	if s, ok := d.str("created_by", raw.CreatedBy); ok {
-		if hasControl(s) || len(s) > 256 {
-			d.failKey("created_by", "must be one line of at most 256 bytes")
-		} else {
-			c.CreatedBy = s
-		}
-	}
-	c.CreatedAt = d.datetime("created_at", raw.CreatedAt)
-	c.UpdatedAt = d.datetime("updated_at", raw.UpdatedAt)
-
-	// Where the bucket is.
-	if !raw.Endpoint.set {
-		d.fail(0, "endpoint", `is required: add endpoint = "https://…", the S3 service's URL`)
-	} else if s, ok := d.str("endpoint", raw.Endpoint); ok {
-		if ep, err := checkEndpoint(s); err != nil {
-			d.failKey("endpoint", "%s", err)
-		} else {
-			c.Endpoint = ep
-		}
-	}
-	if s, ok := d.str("region", raw.Region); ok {
-		if !reRegion.MatchString(s) {
-			d.failKey("region", "is not a region name: write e.g. \"us-east-1\" or \"ru-central1\" (letters, digits, '-')")
-		} else {
-			c.Region = s
-		}
-	}
-	if !raw.Bucket.set {
-		d.fail(0, "bucket", `is required: add bucket = "…", the bucket's name`)
-	} else if s, ok := d.str("bucket", raw.Bucket); ok {
-		if err := checkBucket(s); err != nil {
-			d.failKey("bucket", "%s", err)
-		} else {
-			c.Bucket = s
-		}
-	}
-	if s, ok := d.str("prefix", raw.Prefix); ok {
-		if p, err := normalizePrefix(s); err != nil {
-			d.failKey("prefix", "%s", err)
-		} else {
-			c.Prefix = p
-		}
-	}
-	if s, ok := d.str("addressing", raw.Addressing); ok {
-		if oneOf(d, "addressing", s, "auto", "path", "virtual") {
-			c.Addressing = s
-		}
-	}
-
-	// The mount.
-	if !raw.MountName.set {
-		d.fail(0, "mount_name", `is required: add mount_name = "…", the directory under the project root`)
-	} else if s, ok := d.str("mount_name", raw.MountName); ok {
-		if !reMountName.MatchString(s) || s == "." || s == ".." {
-			d.failKey("mount_name", "is not a directory name: use 1 to 64 letters, digits, '.', '_' or '-' (not \".\" or \"..\")")
-		} else {
-			c.MountName = s
-		}
-	}
-	if s, ok := d.str("mode", raw.Mode); ok && oneOf(d, "mode", s, "ro", "rw") {
-		c.Mode = s
-	}
-	if s, ok := d.str("backend", raw.Backend); ok && oneOf(d, "backend", s, "default", "geesefs", "s3fs") {
-		c.Backend = s
-	}
-	if b, ok := d.boolean("active", raw.Active); ok {
-		c.Active = b
-	}
-	c.Owner, c.UID = d.principal("owner", raw.Owner, c.UID, false)
-	c.Group, c.GID = d.principal("group", raw.Group, c.GID, true)
-	c.FileMode = os.FileMode(d.mode("file_mode", raw.FileMode, uint32(c.FileMode)))
-	c.DirMode = os.FileMode(d.mode("dir_mode", raw.DirMode, uint32(c.DirMode)))
-	c.StallTimeout = d.duration("stall_timeout", raw.StallTimeout, c.StallTimeout, minStall, maxStall)
-	c.MetadataTTL = d.duration("cache.metadata_ttl", raw.Cache.MetadataTTL, c.MetadataTTL, 0, maxTTL)
-	c.NegativeTTL = d.duration("cache.negative_ttl", raw.Cache.NegativeTTL, c.NegativeTTL, 0, maxTTL)
-	c.MaxStaging, c.MaxStagingPercent = d.stagingCap("cache.max_staging", raw.Cache.MaxStaging,
-		c.MaxStaging, c.MaxStagingPercent)
-
-	c.Credentials = d.credentials(raw.Credentials, info)
-	c.Access = d.access(raw.Access.Allow)
+	d.apply(ConnectorKeys, c, "")
+	c.Credentials = d.credentials(info)
+	c.Access = d.access()
 
 	if err := d.err(); err != nil {
 		return nil, err
@@ -289,35 +115,36 @@ func quoteList(l []string) string {
 
 // datetime accepts a TOML offset date-time (or an RFC 3339 string) and
 // returns it in UTC.
-func (d *doc) datetime(key string, v val) time.Time {
+func (d *doc) datetime(key string, v val) (time.Time, bool) {
 	if !v.set {
-		return time.Time{}
+		return time.Time{}, false
 	}
 	switch t := v.v.(type) {
 	case time.Time:
 		switch t.Location().String() {
 		case "datetime-local", "date-local", "time-local":
 			d.failKey(key, "needs a time zone: write a UTC date-time such as 2022-07-18T14:23:00Z")
-			return time.Time{}
+			return time.Time{}, false
 		}
-		return t.UTC()
+		return t.UTC(), true
 	case string:
 		pt, err := time.Parse(time.RFC3339, t)
 		if err != nil {
 			d.failKey(key, "is not a date-time: write 2022-07-18T14:23:00Z (no quotes needed)")
-			return time.Time{}
+			return time.Time{}, false
 		}
-		return pt.UTC()
+		return pt.UTC(), true
 	}
 	d.failKey(key, "must be a date-time such as 2022-07-18T14:23:00Z, not %s", tomlType(v.v))
-	return time.Time{}
+	return time.Time{}, false
 }
 
 // principal resolves owner (or group, when isGroup) to an id: a name known
-// to this node, a numeric id as a string, or an integer.
-func (d *doc) principal(key string, v val, def uint32, isGroup bool) (string, uint32) {
+// to this node, a numeric id as a string, or an integer. ok is false when
+// the key is absent, empty or wrong (the agent's default stays).
+func (d *doc) principal(key string, v val, isGroup bool) (string, uint32, bool) {
 	if !v.set {
-		return "", def
+		return "", 0, false
 	}
 	what, lookup := "user", "uid"
 	if isGroup {
@@ -328,24 +155,24 @@ func (d *doc) principal(key string, v val, def uint32, isGroup bool) (string, ui
 	case int64:
 		if x < 0 || x >= 1<<32-1 {
 			d.failKey(key, "%d is not a valid %s", x, lookup)
-			return "", def
+			return "", 0, false
 		}
-		return strconv.FormatInt(x, 10), uint32(x)
+		return strconv.FormatInt(x, 10), uint32(x), true
 	case string:
 		s = strings.TrimSpace(x)
 	default:
 		d.failKey(key, "must be a %s name in quotes or a numeric %s, not %s", what, lookup, tomlType(v.v))
-		return "", def
+		return "", 0, false
 	}
 	if s == "" {
-		return "", def
+		return "", 0, false
 	}
 	if n, err := strconv.ParseUint(s, 10, 32); err == nil && n != 1<<32-1 {
-		return s, uint32(n)
+		return s, uint32(n), true
 	}
 	if !validPrincipalName(s) {
 		d.failKey(key, "is not a %s name: give a name without spaces, colons or commas, or a numeric %s", what, lookup)
-		return "", def
+		return "", 0, false
 	}
 	var idStr string
 	var err error
@@ -362,14 +189,14 @@ func (d *doc) principal(key string, v val, def uint32, isGroup bool) (string, ui
 	}
 	if err != nil {
 		d.failKey(key, "names no %s of this node: create it, or give a numeric %s", what, lookup)
-		return "", def
+		return "", 0, false
 	}
 	n, err := strconv.ParseUint(idStr, 10, 32)
 	if err != nil {
 		d.failKey(key, "names a %s whose %s is not numeric: give a numeric %s", what, lookup, lookup)
-		return "", def
+		return "", 0, false
 	}
-	return s, uint32(n)
+	return s, uint32(n), true
 }
 
 // checkEndpoint validates an http(s) URL and returns it normalised. Errors
@@ -465,26 +292,26 @@ func normalizePrefix(s string) (string, error) {
 // Credential sources of the secret key, in the order errors name them.
 var secretSources = []string{"secret_name", "secret_access_key_file", "secret_access_key_encrypted", "secret_access_key"}
 
-func (d *doc) credentials(r rawCredentials, info os.FileInfo) CredentialsSpec {
-	var cs CredentialsSpec
+func (d *doc) credentials(info os.FileInfo) Credentials {
+	var cs Credentials
 	// Values of these keys are never echoed in errors.
-	get := func(key string, v val) string {
-		s, _ := d.str("credentials."+key, v)
+	get := func(key string) string {
+		s, _ := d.str("credentials."+key, d.get("credentials."+key))
 		return s
 	}
-	cs.AccessKeyID = strings.TrimSpace(get("access_key_id", r.AccessKeyID))
-	cs.SecretName = strings.TrimSpace(get("secret_name", r.SecretName))
-	cs.SecretAccessKeyFile = strings.TrimSpace(get("secret_access_key_file", r.SecretAccessKeyFile))
-	cs.SecretAccessKeyEncrypted = get("secret_access_key_encrypted", r.SecretAccessKeyEncrypted)
-	cs.SecretAccessKey = get("secret_access_key", r.SecretAccessKey)
-	cs.SessionToken = get("session_token", r.SessionToken)
-	cs.Profile = strings.TrimSpace(get("profile", r.Profile))
-	cs.RoleARN = strings.TrimSpace(get("role_arn", r.RoleARN))
-	cs.RoleSessionName = strings.TrimSpace(get("role_session_name", r.RoleSessionName))
-	cs.ExternalID = get("external_id", r.ExternalID)
-	cs.SourceIdentity = get("source_identity", r.SourceIdentity)
-	cs.WebIdentityTokenFile = strings.TrimSpace(get("web_identity_token_file", r.WebIdentityTokenFile))
-	cs.Anonymous, _ = d.boolean("credentials.anonymous", r.Anonymous)
+	cs.AccessKeyID = strings.TrimSpace(get("access_key_id"))
+	cs.SecretName = strings.TrimSpace(get("secret_name"))
+	cs.SecretAccessKeyFile = strings.TrimSpace(get("secret_access_key_file"))
+	cs.SecretAccessKeyEncrypted = get("secret_access_key_encrypted")
+	cs.SecretAccessKey = Secret(get("secret_access_key"))
+	cs.SessionToken = Secret(get("session_token"))
+	cs.Profile = strings.TrimSpace(get("profile"))
+	cs.RoleARN = strings.TrimSpace(get("role_arn"))
+	cs.RoleSessionName = strings.TrimSpace(get("role_session_name"))
+	cs.ExternalID = get("external_id")
+	cs.SourceIdentity = get("source_identity")
+	cs.WebIdentityTokenFile = strings.TrimSpace(get("web_identity_token_file"))
+	cs.Anonymous, _ = d.boolean("credentials.anonymous", d.get("credentials.anonymous"))
 
 	k := func(key string) string { return "credentials." + key }
 	set := map[string]bool{
@@ -515,7 +342,7 @@ func (d *doc) credentials(r rawCredentials, info os.FileInfo) CredentialsSpec {
 	if set["secret_access_key_encrypted"] && !looksAge([]byte(cs.SecretAccessKeyEncrypted)) {
 		d.failKey(k("secret_access_key_encrypted"), "is not an age message: paste the whole output of `s3mountctl encrypt`, from -----BEGIN AGE ENCRYPTED FILE----- to -----END AGE ENCRYPTED FILE-----, in a \"\"\" string")
 	}
-	if set["secret_access_key"] && (hasControl(strings.TrimSpace(cs.SecretAccessKey)) || strings.TrimSpace(cs.SecretAccessKey) == "") {
+	if sk := strings.TrimSpace(cs.SecretAccessKey.Reveal()); set["secret_access_key"] && (hasControl(sk) || sk == "") {
 		d.failKey(k("secret_access_key"), "must be one line: copy the secret key again (its value is not shown here)")
 	}
 	if set["secret_access_key"] && info != nil && info.Mode().Perm()&0o044 != 0 {
@@ -595,10 +422,11 @@ func without(l []string, s string) []string {
 }
 
 // access validates [[access.allow]]. nil means no policy.
-func (d *doc) access(rules []rawRule) []AccessRule {
+func (d *doc) access() []AccessRule {
 	if !d.md.IsDefined("access", "allow") {
 		return nil
 	}
+	rules, _ := rulesOf(d.get("access.allow").v)
 	if len(rules) == 0 {
 		// Ambiguous: "deny everyone" or "no policy"? Make the writer say.
 		d.failKey("access.allow", "is empty: remove it to let the roles alone decide, or add [[access.allow]] rules naming users or groups")
@@ -606,7 +434,11 @@ func (d *doc) access(rules []rawRule) []AccessRule {
 	}
 	headers := d.loc.found["access.allow"]
 	out := make([]AccessRule, 0, len(rules))
-	for i, r := range rules {
+	for i, m := range rules {
+		r := func(key string) val {
+			x, ok := m[key]
+			return val{v: x, set: ok}
+		}
 		from, to := 0, 0
 		if i < len(headers) {
 			from = headers[i]
@@ -627,7 +459,7 @@ func (d *doc) access(rules []rawRule) []AccessRule {
 			key string
 			v   val
 			dst *[]string
-		}{{"users", r.Users, &rule.Users}, {"groups", r.Groups, &rule.Groups}} {
+		}{{"users", r("users"), &rule.Users}, {"groups", r("groups"), &rule.Groups}} {
 			if !f.v.set {
 				continue
 			}
@@ -652,10 +484,10 @@ func (d *doc) access(rules []rawRule) []AccessRule {
 			}
 			d.fail(line, "access.allow", "(rule %d) names no users and no groups: add users = [\"…\"] or groups = [\"…\"], or remove the rule", i+1)
 		}
-		if r.Actions.set {
-			list, ok := r.Actions.v.([]any)
+		if actions := r("actions"); actions.set {
+			list, ok := actions.v.([]any)
 			if !ok {
-				fail("actions", `must be an array, e.g. ["view", "browse"], not %s`, tomlType(r.Actions.v))
+				fail("actions", `must be an array, e.g. ["view", "browse"], not %s`, tomlType(actions.v))
 			}
 			for j, e := range list {
 				s, _ := e.(string)
@@ -684,7 +516,10 @@ func actionNames() []string {
 	return n
 }
 
-func duplicateMountNames(cs []*Connector) map[string]error {
+// DuplicateMountNames returns, for every connector that claims a mount_name
+// already claimed by a connector whose file name sorts earlier, an error
+// naming both files. Keys are connector ids.
+func DuplicateMountNames(cs []*Connector) map[string]error {
 	sorted := make([]*Connector, 0, len(cs))
 	for _, c := range cs {
 		if c != nil {
@@ -733,7 +568,9 @@ func lineOfKeyInFile(path, key string) int {
 	return 0
 }
 
-func warnings(c *Connector, a *Agent) []string {
+// Warnings returns advice that is not an error, e.g. a connector with an
+// access policy whose mount every user of the node can read.
+func Warnings(c *Connector, a *Agent) []string {
 	var w []string
 	if c == nil {
 		return nil
@@ -761,7 +598,7 @@ func warnings(c *Connector, a *Agent) []string {
 
 func agentOrDefault(a *Agent) *Agent {
 	if a == nil {
-		return defaultAgent()
+		return DefaultAgent()
 	}
 	return a
 }

@@ -79,7 +79,8 @@ func TestConnectorDefaults(t *testing.T) {
 		Bucket: "my-bucket", MountName: "data", Mode: "ro", Backend: "default", Addressing: "auto",
 		UID: 1234, GID: 567, FileMode: 0o664, DirMode: 0o775, StallTimeout: 10 * time.Second,
 		MetadataTTL: 60 * time.Second, NegativeTTL: 5 * time.Second, MaxStagingPercent: 50,
-		Credentials: CredentialsSpec{Anonymous: true},
+		Permissions: "connector", MetadataMax: 256 << 20, ListConcurrency: 16,
+		Credentials: Credentials{Anonymous: true},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -147,7 +148,8 @@ groups  = ["admins"]
 		UpdatedAt: time.Date(2022, 7, 19, 10, 0, 0, 0, time.UTC),
 		Owner:     "root", Group: "0", UID: 0, GID: 0, FileMode: 0o640, DirMode: 0o750,
 		StallTimeout: 30 * time.Second, MetadataTTL: 0, NegativeTTL: time.Second, MaxStagingPercent: 50,
-		Credentials: CredentialsSpec{AccessKeyID: "AKIAEXAMPLE", SecretName: "datasets-key", SessionToken: "tok",
+		Permissions: "connector", MetadataMax: 256 << 20, ListConcurrency: 16,
+		Credentials: Credentials{AccessKeyID: "AKIAEXAMPLE", SecretName: "datasets-key", SessionToken: "tok",
 			RoleARN: "arn:aws:iam::123456789012:role/reader", RoleSessionName: "nb", ExternalID: "ext", SourceIdentity: "alice"},
 		Access: []AccessRule{
 			{Users: []string{"alice"}, Groups: []string{"team-a"}, Actions: []Action{ActionView, ActionBrowse}},
@@ -189,6 +191,13 @@ func TestConnectorValidValues(t *testing.T) {
 		{"max_staging size", nil, "[cache]\nmax_staging = \"512MiB\"", func(c *Connector) bool { return c.MaxStaging == 512<<20 && c.MaxStagingPercent == 0 }},
 		{"max_staging GiB", nil, "[cache]\nmax_staging = \"20 GiB\"", func(c *Connector) bool { return c.MaxStaging == 20<<30 }},
 		{"max_staging bytes", nil, "[cache]\nmax_staging = 2097152", func(c *Connector) bool { return c.MaxStaging == 2<<20 }},
+		{"permissions object", nil, `permissions = "object"`, func(c *Connector) bool { return c.Permissions == "object" }},
+		{"permissions connector", nil, `permissions = "connector"`, func(c *Connector) bool { return c.Permissions == "connector" }},
+		{"list_concurrency", nil, `list_concurrency = 1`, func(c *Connector) bool { return c.ListConcurrency == 1 }},
+		{"list_concurrency max", nil, `list_concurrency = 64`, func(c *Connector) bool { return c.ListConcurrency == 64 }},
+		{"metadata_max MiB", nil, "[cache]\nmetadata_max = \"64MiB\"", func(c *Connector) bool { return c.MetadataMax == 64<<20 }},
+		{"metadata_max bytes", nil, "[cache]\nmetadata_max = 1048576", func(c *Connector) bool { return c.MetadataMax == 1<<20 }},
+		{"metadata_max GiB spaced", nil, "[cache]\nmetadata_max = \"2 GiB\"", func(c *Connector) bool { return c.MetadataMax == 2<<30 }},
 		{"profile", nil, "[credentials]\nprofile = \"team\"", func(c *Connector) bool { return c.Credentials.Profile == "team" }},
 		{"web identity", nil, "[credentials]\nweb_identity_token_file = \"/var/run/token\"\nrole_arn = \"arn:aws:iam::1:role/r\"", func(c *Connector) bool {
 			return c.Credentials.WebIdentityTokenFile == "/var/run/token"
@@ -285,6 +294,16 @@ func TestConnectorErrors(t *testing.T) {
 		{"max_staging tiny", nil, "[cache]\nmax_staging = \"1KiB\"", "6: cache.max_staging", "too small"},
 		{"max_staging tiny int", nil, "[cache]\nmax_staging = 10", "6: cache.max_staging", "too small"},
 		{"max_staging GB", nil, "[cache]\nmax_staging = \"20GB\"", "6: cache.max_staging", "not a size"},
+		{"permissions other", nil, `permissions = "posix"`, "5: permissions", `"connector" or "object"`},
+		{"permissions bool", nil, `permissions = true`, "5: permissions", "string"},
+		{"list_concurrency 0", nil, `list_concurrency = 0`, "5: list_concurrency", "1 to 64"},
+		{"list_concurrency 65", nil, `list_concurrency = 65`, "5: list_concurrency", "1 to 64"},
+		{"list_concurrency string", nil, `list_concurrency = "8"`, "5: list_concurrency", "integer"},
+		{"metadata_max word", nil, "[cache]\nmetadata_max = \"lots\"", "6: cache.metadata_max", "not a size"},
+		{"metadata_max tiny", nil, "[cache]\nmetadata_max = \"1KiB\"", "6: cache.metadata_max", "1MiB to 1TiB"},
+		{"metadata_max tiny int", nil, "[cache]\nmetadata_max = 1000", "6: cache.metadata_max", "out of range"},
+		{"metadata_max huge", nil, "[cache]\nmetadata_max = \"2TiB\"", "6: cache.metadata_max", "out of range"},
+		{"metadata_max share", nil, "[cache]\nmetadata_max = \"50%\"", "6: cache.metadata_max", "not a size"},
 		// strictness
 		{"unknown key", nil, `nmae = "x"`, "5: nmae", `did you mean "name"`},
 		{"wrong case", nil, `Mode = "rw"`, "5: Mode", `did you mean "mode"`},

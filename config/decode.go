@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,17 +11,12 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// val holds one TOML value as written, whatever its type, so that a wrong
+// val is one TOML value as written, whatever its type, so that a wrong
 // type is reported by validation (with file, line and key, and without the
 // value when it may be a secret) instead of stopping the decoder.
 type val struct {
 	v   any
 	set bool
-}
-
-func (x *val) UnmarshalTOML(v any) error {
-	x.v, x.set = v, true
-	return nil
 }
 
 // doc is one file being decoded and validated; it collects every error.
@@ -31,6 +25,7 @@ type doc struct {
 	src  string
 	loc  *keyLocator
 	md   toml.MetaData
+	tree map[string]any // the decoded document
 	errs []error
 }
 
@@ -53,16 +48,16 @@ func (d *doc) err() error {
 	return errors.Join(d.errs...)
 }
 
-// decode parses d.src into v (a struct of vals and tables). It returns
-// false when the document cannot be used at all (syntax error, or a table
-// written as a value); the error is already recorded. Its messages never
-// quote the file: the file may not be a connector at all (a credentials
-// file symlinked or copied by mistake), so only the line and, when it is
-// one the format knows, the key are named.
-func (d *doc) decode(v any, ks keySpec) bool {
+// decode parses d.src. It returns false when the document cannot be used
+// at all (syntax error, or a table written as a value); the error is
+// already recorded. Its messages never quote the file: the file may not be
+// a connector at all (a credentials file symlinked or copied by mistake),
+// so only the line and, when it is one the format knows, the key are named.
+func (d *doc) decode(ks keySpec) bool {
 	// Editors on Windows may start a file with a byte order mark.
 	d.src = strings.TrimPrefix(d.src, "\ufeff")
-	md, err := toml.Decode(d.src, v)
+	d.tree = map[string]any{}
+	md, err := toml.Decode(d.src, &d.tree)
 	d.md = md
 	if err != nil {
 		var pe toml.ParseError
@@ -70,17 +65,54 @@ func (d *doc) decode(v any, ks keySpec) bool {
 			d.fail(pe.Position.Line, ks.known(pe.LastKey), "%s", syntaxMessage(pe.Message))
 			return false
 		}
-		// A type error of a table (e.g. cache = "x" where [cache] belongs):
-		// the decoder names the line and the key in its message.
-		d.loc = newKeyLocator(d.src)
-		d.loc.locate(md.Keys())
-		key := ks.known(typeErrKey(err))
-		d.fail(typeErrLine(err), key, "%s", tableTypeMessage(key))
+		d.fail(0, "", "%s", tableTypeMessage(""))
 		return false
 	}
 	d.loc = newKeyLocator(d.src)
 	d.loc.locate(md.Keys())
+	// A table written as a value (cache = "x" where [cache] belongs), or
+	// the other way round for the array of tables access.allow.
+	tables := make([]string, 0, len(ks.tables))
+	for t := range ks.tables {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		v := d.get(t)
+		if !v.set {
+			continue
+		}
+		ok := false
+		if t == "access.allow" {
+			_, ok = rulesOf(v.v)
+		} else {
+			_, ok = v.v.(map[string]any)
+		}
+		if !ok {
+			d.failKey(t, "%s", tableTypeMessage(t))
+			return false
+		}
+	}
 	return true
+}
+
+// rulesOf returns an array of tables (as TOML decodes [[x]] or [{…}, …]).
+func rulesOf(v any) ([]map[string]any, bool) {
+	switch x := v.(type) {
+	case []map[string]any:
+		return x, true
+	case []any:
+		out := make([]map[string]any, 0, len(x))
+		for _, e := range x {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, m)
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 // known returns key if the format knows it ("" otherwise): an error names
@@ -93,28 +125,6 @@ func (ks keySpec) known(key string) string {
 		return key
 	}
 	return ""
-}
-
-var (
-	reTypeErrLine = regexp.MustCompile(`line (\d+)`)
-	reTypeErrKey  = regexp.MustCompile(`last key "([^"]*)"`)
-)
-
-func typeErrLine(err error) int {
-	m := reTypeErrLine.FindStringSubmatch(err.Error())
-	if m == nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(m[1])
-	return n
-}
-
-func typeErrKey(err error) string {
-	m := reTypeErrKey.FindStringSubmatch(err.Error())
-	if m == nil {
-		return ""
-	}
-	return m[1]
 }
 
 func tableTypeMessage(key string) string {
@@ -193,8 +203,7 @@ type keySpec struct {
 }
 
 // unknownKeys reports every key the file holds that the format does not
-// know, exactly (the decoder itself matches struct fields case-insensitively),
-// plus whatever MetaData.Undecoded reports.
+// know, exactly (keys are case-sensitive).
 func (d *doc) unknownKeys(ks keySpec) {
 	reported := map[string]bool{}
 	report := func(k toml.Key) {
@@ -227,12 +236,6 @@ func (d *doc) unknownKeys(ks keySpec) {
 			continue
 		}
 		if len(k) == 2 && ks.anyLeafUnder[k[0]] {
-			continue
-		}
-		report(k)
-	}
-	for _, k := range d.md.Undecoded() {
-		if ks.anyLeafUnder[k[0]] && len(k) == 2 {
 			continue
 		}
 		report(k)
@@ -361,21 +364,21 @@ func (d *doc) strList(key string, v val) ([]string, bool) {
 }
 
 // duration reads a Go duration string ("10s", "1m30s").
-func (d *doc) duration(key string, v val, def, lo, hi time.Duration) time.Duration {
+func (d *doc) duration(key string, v val, lo, hi time.Duration) (time.Duration, bool) {
 	s, ok := d.str(key, v)
 	if !ok {
-		return def
+		return 0, false
 	}
 	dur, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
 		d.failKey(key, "is not a duration: write e.g. \"10s\", \"500ms\" or \"2m\"")
-		return def
+		return 0, false
 	}
 	if dur < lo || dur > hi {
 		d.failKey(key, "%s is out of range: use %s to %s", dur, fmtDur(lo), fmtDur(hi))
-		return def
+		return 0, false
 	}
-	return dur
+	return dur, true
 }
 
 func fmtDur(d time.Duration) string {
@@ -386,21 +389,21 @@ func fmtDur(d time.Duration) string {
 }
 
 // mode reads an octal permission string ("0644").
-func (d *doc) mode(key string, v val, def uint32) uint32 {
+func (d *doc) mode(key string, v val) (uint32, bool) {
 	if !v.set {
-		return def
+		return 0, false
 	}
 	s, ok := v.v.(string)
 	if !ok {
 		d.failKey(key, `must be an octal string in quotes, e.g. "0644" (a bare number is ambiguous)`)
-		return def
+		return 0, false
 	}
 	m, err := parseMode(s)
 	if err != nil {
 		d.failKey(key, "%s", err)
-		return def
+		return 0, false
 	}
-	return m
+	return m, true
 }
 
 func parseMode(s string) (uint32, error) {
@@ -449,59 +452,100 @@ func hasControl(s string) bool {
 	return false
 }
 
-// defaultMaxStagingPercent is [cache] max_staging's default: half of the
-// filesystem holding cache_dir.
-const defaultMaxStagingPercent = 50
-
 // minStaging is the smallest fixed max_staging.
 const minStaging = 1 << 20
+
+// sizeUnits are the binary units a size may be written with.
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}}
+
+// parseSize reads "N" followed by a binary unit ("512MiB", "20 GiB");
+// false when s is not such a size.
+func parseSize(s string) (int64, bool) {
+	for _, u := range sizeUnits {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n <= 0 || n > (1<<62)/u.mult {
+				return 0, false
+			}
+			return n * u.mult, true
+		}
+	}
+	return 0, false
+}
+
+// fmtSize writes bytes with the largest binary unit that divides them.
+func fmtSize(n int64) string {
+	for i := 3; i >= 0; i-- {
+		if u := sizeUnits[i]; n > 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
+// size reads a number of bytes from lo to hi: an integer, or a size with a
+// binary unit ("64MiB").
+func (d *doc) size(key string, v val, lo, hi int64) (int64, bool) {
+	hint := fmt.Sprintf(`write a size such as "64MiB" or "1GiB", or a number of bytes, from %s to %s`, fmtSize(lo), fmtSize(hi))
+	var n int64
+	if i, ok := v.v.(int64); ok {
+		n = i
+	} else {
+		s, ok := d.str(key, v)
+		if !ok {
+			return 0, false
+		}
+		if n, ok = parseSize(strings.TrimSpace(s)); !ok {
+			d.failKey(key, "is not a size: %s", hint)
+			return 0, false
+		}
+	}
+	if n < lo || n > hi {
+		d.failKey(key, "is out of range: %s", hint)
+		return 0, false
+	}
+	return n, true
+}
 
 // stagingCap reads [cache] max_staging: "N%" of the filesystem holding
 // cache_dir (1 to 100), a size with a binary unit ("512MiB", "20GiB"), or
 // an integer number of bytes. It returns bytes (0 when a share) and the
 // share.
-func (d *doc) stagingCap(key string, v val, defBytes int64, defPct int) (int64, int) {
+func (d *doc) stagingCap(key string, v val) (int64, int, bool) {
 	if !v.set {
-		return defBytes, defPct
+		return 0, 0, false
 	}
 	const hint = `write a share of the cache_dir filesystem such as "50%", or a size such as "512MiB" or "20GiB"`
 	if n, ok := v.v.(int64); ok {
 		if n < minStaging {
 			d.failKey(key, "is too small: use at least 1MiB (1048576 bytes), or %s", hint)
-			return defBytes, defPct
+			return 0, 0, false
 		}
-		return n, 0
+		return n, 0, true
 	}
 	s, ok := d.str(key, v)
 	if !ok {
-		return defBytes, defPct
+		return 0, 0, false
 	}
 	s = strings.TrimSpace(s)
 	if p, ok := strings.CutSuffix(s, "%"); ok {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
 		if err != nil || n < 1 || n > 100 {
 			d.failKey(key, "is not a share from 1%% to 100%%: %s", hint)
-			return defBytes, defPct
+			return 0, 0, false
 		}
-		return 0, n
+		return 0, n, true
 	}
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}}
-	for _, u := range units {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-			if err != nil || n <= 0 || n > (1<<62)/u.mult {
-				break
-			}
-			if n*u.mult < minStaging {
-				d.failKey(key, "is too small: use at least 1MiB")
-				return defBytes, defPct
-			}
-			return n * u.mult, 0
+	if n, ok := parseSize(s); ok {
+		if n < minStaging {
+			d.failKey(key, "is too small: use at least 1MiB")
+			return 0, 0, false
 		}
+		return n, 0, true
 	}
 	d.failKey(key, "is not a size or a share: %s", hint)
-	return defBytes, defPct
+	return 0, 0, false
 }

@@ -7,14 +7,46 @@ import (
 	"strings"
 )
 
-// The credentials spec may hold an inline secret key and a session token.
-// Whatever prints it — fmt with any verb (also as a field of a Connector),
-// slog, encoding/json — shows where the secret comes from, never the secret.
-
 const redacted = "[redacted]"
 
+// Secret is a string that never prints: fmt (every verb), slog and errors
+// built from it show "[redacted]". JSON keeps the value, since the Spec
+// must carry it to the worker over its pipe; Reveal gives it to the code
+// that signs requests or writes an external tool's credentials file.
+type Secret string
+
+func (Secret) String() string                { return redacted }
+func (Secret) GoString() string              { return redacted }
+func (Secret) Format(f fmt.State, verb rune) { fmt.Fprint(f, redacted) }
+func (Secret) LogValue() slog.Value          { return slog.StringValue(redacted) }
+func (s Secret) Reveal() string              { return string(s) }
+
+// Credentials are a connector's [credentials], from the file to the mount
+// worker: as written (where the secret comes from) in a Connector, and
+// resolved (the secret itself, in SecretAccessKey, and no source) in a
+// mounts.Spec. Whatever prints them — fmt with any verb (also as a field
+// of a Connector or Spec), slog — shows where the secret comes from, never
+// the secret; JSON keeps the secrets for the worker pipe.
+type Credentials struct {
+	AccessKeyID              string `json:"access_key_id,omitempty"`
+	SecretName               string `json:"secret_name,omitempty"`
+	SecretAccessKeyFile      string `json:"secret_access_key_file,omitempty"`
+	SecretAccessKeyEncrypted string `json:"secret_access_key_encrypted,omitempty"` // age armored, to the node key
+	// SecretAccessKey is inline in the file (only when the file is not
+	// readable by others), or the resolved secret in a Spec.
+	SecretAccessKey      Secret `json:"secret_access_key,omitempty"`
+	SessionToken         Secret `json:"session_token,omitempty"`
+	Profile              string `json:"profile,omitempty"`
+	RoleARN              string `json:"role_arn,omitempty"`
+	RoleSessionName      string `json:"role_session_name,omitempty"`
+	ExternalID           string `json:"external_id,omitempty"`
+	SourceIdentity       string `json:"source_identity,omitempty"`
+	WebIdentityTokenFile string `json:"web_identity_token_file,omitempty"`
+	Anonymous            bool   `json:"anonymous,omitempty"`
+}
+
 // String describes the credentials without any secret.
-func (cs CredentialsSpec) String() string {
+func (cs Credentials) String() string {
 	var parts []string
 	add := func(k, v string) {
 		if v != "" {
@@ -46,11 +78,11 @@ func (cs CredentialsSpec) String() string {
 }
 
 // GoString is String: %#v must not reveal the secret either.
-func (cs CredentialsSpec) GoString() string { return "config.CredentialsSpec" + cs.String() }
+func (cs Credentials) GoString() string { return "config.Credentials" + cs.String() }
 
 // Format makes every fmt verb (%v, %+v, %#v, %s, %q, %d, %x…) print the
 // redacted form.
-func (cs CredentialsSpec) Format(f fmt.State, verb rune) {
+func (cs Credentials) Format(f fmt.State, verb rune) {
 	if verb == 'v' && f.Flag('#') {
 		fmt.Fprint(f, cs.GoString())
 		return
@@ -59,17 +91,18 @@ func (cs CredentialsSpec) Format(f fmt.State, verb rune) {
 }
 
 // LogValue keeps secrets out of slog output.
-func (cs CredentialsSpec) LogValue() slog.Value { return slog.StringValue(cs.String()) }
+func (cs Credentials) LogValue() slog.Value { return slog.StringValue(cs.String()) }
 
-// MarshalJSON writes the credentials with the secret values replaced.
-func (cs CredentialsSpec) MarshalJSON() ([]byte, error) {
-	type plain CredentialsSpec
-	p := plain(cs)
-	if p.SecretAccessKey != "" {
-		p.SecretAccessKey = redacted
+// MarshalJSON writes a connector with its secret values replaced: a
+// Connector is never the way a secret travels (a Spec is).
+func (c Connector) MarshalJSON() ([]byte, error) {
+	type plain Connector
+	p := plain(c)
+	if p.Credentials.SecretAccessKey != "" {
+		p.Credentials.SecretAccessKey = redacted
 	}
-	if p.SessionToken != "" {
-		p.SessionToken = redacted
+	if p.Credentials.SessionToken != "" {
+		p.Credentials.SessionToken = redacted
 	}
 	return json.Marshal(p)
 }

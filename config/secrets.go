@@ -48,8 +48,10 @@ func (k *NodeKey) String() string {
 // GoString never shows the private key either.
 func (k *NodeKey) GoString() string { return k.String() }
 
-func loadOrCreateNodeKey(stateDir string) (*NodeKey, error) {
-	k, err := loadNodeKey(stateDir)
+// LoadOrCreateNodeKey reads the node key from stateDir, creating it (0600,
+// directory 0700) on first use.
+func LoadOrCreateNodeKey(stateDir string) (*NodeKey, error) {
+	k, err := LoadNodeKey(stateDir)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return k, err
 	}
@@ -89,10 +91,11 @@ func loadOrCreateNodeKey(stateDir string) (*NodeKey, error) {
 		d.Sync()
 		d.Close()
 	}
-	return loadNodeKey(stateDir)
+	return LoadNodeKey(stateDir)
 }
 
-func loadNodeKey(stateDir string) (*NodeKey, error) {
+// LoadNodeKey reads an existing node key; it does not create one.
+func LoadNodeKey(stateDir string) (*NodeKey, error) {
 	path := filepath.Join(stateDir, NodeKeyFile)
 	data, err := readProtected(path)
 	if err != nil {
@@ -115,7 +118,8 @@ func loadNodeKey(stateDir string) (*NodeKey, error) {
 	return &NodeKey{impl: id}, nil
 }
 
-func (k *NodeKey) recipient() string {
+// Recipient is the node's public key ("age1..."), what `s3mountctl pubkey` prints.
+func (k *NodeKey) Recipient() string {
 	id, err := k.identity()
 	if err != nil {
 		return ""
@@ -123,7 +127,8 @@ func (k *NodeKey) recipient() string {
 	return id.Recipient().String()
 }
 
-func (k *NodeKey) decrypt(msg []byte) ([]byte, error) {
+// Decrypt opens an armored age message encrypted to this node.
+func (k *NodeKey) Decrypt(msg []byte) ([]byte, error) {
 	id, err := k.identity()
 	if err != nil {
 		return nil, err
@@ -169,7 +174,9 @@ func trimArmor(b []byte) []byte {
 	return out.Bytes()
 }
 
-func encrypt(recipient string, secret []byte) (string, error) {
+// Encrypt encrypts secret to an age recipient and returns the armored text
+// ("-----BEGIN AGE ENCRYPTED FILE-----...").
+func Encrypt(recipient string, secret []byte) (string, error) {
 	recipient = strings.TrimSpace(recipient)
 	rs, err := age.ParseRecipients(strings.NewReader(recipient))
 	if err != nil || len(rs) == 0 {
@@ -224,7 +231,7 @@ func secretFromFile(path string, key *NodeKey, what string) (string, error) {
 		if key == nil {
 			return "", fmt.Errorf("%s: %s is encrypted to the node key, but no node key is loaded: start s3mountd once to create it (state_dir/node.key)", what, path)
 		}
-		plain, err := key.decrypt(data)
+		plain, err := key.Decrypt(data)
 		if err != nil {
 			return "", fmt.Errorf("%s: %s: %w", what, path, err)
 		}
@@ -240,7 +247,14 @@ func secretFromFile(path string, key *NodeKey, what string) (string, error) {
 	return s, nil
 }
 
-func resolveSecret(c *Connector, a *Agent, key *NodeKey) (string, error) {
+// ResolveSecret returns the connector's secret access key from whichever
+// source it names (secret_name in a.SecretsDir, secret_access_key_file,
+// secret_access_key_encrypted, inline), decrypting age content with key.
+// It returns "" with no error when the connector needs no secret key
+// (anonymous, profile, web identity). Files holding secrets must not be
+// readable by group or others; errors say which file and what to do, and
+// never contain the secret.
+func ResolveSecret(c *Connector, a *Agent, key *NodeKey) (string, error) {
 	if c == nil {
 		return "", errors.New("no connector")
 	}
@@ -270,7 +284,7 @@ func resolveSecret(c *Connector, a *Agent, key *NodeKey) (string, error) {
 		if key == nil {
 			return "", fe("secret_access_key_encrypted", "no node key is loaded to decrypt it: start s3mountd once to create it (state_dir/node.key)")
 		}
-		plain, err := key.decrypt([]byte(cs.SecretAccessKeyEncrypted))
+		plain, err := key.Decrypt([]byte(cs.SecretAccessKeyEncrypted))
 		if err != nil {
 			return "", fe("secret_access_key_encrypted", "%v", err)
 		}
@@ -280,12 +294,28 @@ func resolveSecret(c *Connector, a *Agent, key *NodeKey) (string, error) {
 		}
 		return s, nil
 	case cs.SecretAccessKey != "":
-		return strings.TrimSpace(cs.SecretAccessKey), nil
+		return strings.TrimSpace(cs.SecretAccessKey.Reveal()), nil
 	}
 	return "", nil
 }
 
-func secretFiles(c *Connector, a *Agent) []string {
+// ResolveCredentials returns the connector's credentials resolved for a
+// mounts.Spec: the secret access key from whichever source the file names
+// (ResolveSecret) in SecretAccessKey, and no source fields.
+func ResolveCredentials(c *Connector, a *Agent, key *NodeKey) (Credentials, error) {
+	secret, err := ResolveSecret(c, a, key)
+	if err != nil {
+		return Credentials{}, err
+	}
+	cr := c.Credentials
+	cr.SecretName, cr.SecretAccessKeyFile, cr.SecretAccessKeyEncrypted = "", "", ""
+	cr.SecretAccessKey = Secret(secret)
+	return cr, nil
+}
+
+// SecretFiles lists the files whose content the connector's secret depends
+// on, so that a change of one of them remounts the connector.
+func SecretFiles(c *Connector, a *Agent) []string {
 	if c == nil {
 		return nil
 	}

@@ -160,7 +160,7 @@ func TestResolveSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	withName := func(name string) *Connector {
-		return &Connector{File: "/c/x.toml", Credentials: CredentialsSpec{AccessKeyID: "AK", SecretName: name}}
+		return &Connector{File: "/c/x.toml", Credentials: Credentials{AccessKeyID: "AK", SecretName: name}}
 	}
 	for _, tc := range []struct {
 		name    string
@@ -238,18 +238,18 @@ func TestResolveSecret(t *testing.T) {
 		{"secret_access_key_file", func(t *testing.T) *Connector {
 			p := filepath.Join(t.TempDir(), "key")
 			writeSecret(t, p, []byte(testSecret+"  \n"), 0o600)
-			return &Connector{Credentials: CredentialsSpec{AccessKeyID: "AK", SecretAccessKeyFile: p}}
+			return &Connector{Credentials: Credentials{AccessKeyID: "AK", SecretAccessKeyFile: p}}
 		}, ""},
 		{"secret_access_key_file open", func(t *testing.T) *Connector {
 			p := filepath.Join(t.TempDir(), "key")
 			writeSecret(t, p, []byte(testSecret), 0o644)
-			return &Connector{Credentials: CredentialsSpec{AccessKeyID: "AK", SecretAccessKeyFile: p}}
+			return &Connector{Credentials: Credentials{AccessKeyID: "AK", SecretAccessKeyFile: p}}
 		}, "chmod 600 "},
 		{"encrypted inline", func(t *testing.T) *Connector {
-			return &Connector{Credentials: CredentialsSpec{AccessKeyID: "AK", SecretAccessKeyEncrypted: armored}}
+			return &Connector{Credentials: Credentials{AccessKeyID: "AK", SecretAccessKeyEncrypted: armored}}
 		}, ""},
 		{"inline", func(t *testing.T) *Connector {
-			return &Connector{Credentials: CredentialsSpec{AccessKeyID: "AK", SecretAccessKey: testSecret}}
+			return &Connector{Credentials: Credentials{AccessKeyID: "AK", SecretAccessKey: testSecret}}
 		}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -283,8 +283,8 @@ func TestResolveSecretWithoutNodeKey(t *testing.T) {
 	enc, _ := Encrypt(k.Recipient(), []byte(testSecret))
 	writeSecret(t, filepath.Join(a.SecretsDir, "enc"), []byte(enc), 0o600)
 	for _, c := range []*Connector{
-		{Credentials: CredentialsSpec{AccessKeyID: "AK", SecretName: "enc"}},
-		{Credentials: CredentialsSpec{AccessKeyID: "AK", SecretAccessKeyEncrypted: enc}},
+		{Credentials: Credentials{AccessKeyID: "AK", SecretName: "enc"}},
+		{Credentials: Credentials{AccessKeyID: "AK", SecretAccessKeyEncrypted: enc}},
 	} {
 		if _, err := ResolveSecret(c, a, nil); err == nil || !strings.Contains(err.Error(), "node key") {
 			t.Fatalf("got %v", err)
@@ -293,7 +293,7 @@ func TestResolveSecretWithoutNodeKey(t *testing.T) {
 }
 
 func TestResolveSecretNone(t *testing.T) {
-	for _, cs := range []CredentialsSpec{{Anonymous: true}, {Profile: "p"}, {WebIdentityTokenFile: "/t", RoleARN: "arn:x"}} {
+	for _, cs := range []Credentials{{Anonymous: true}, {Profile: "p"}, {WebIdentityTokenFile: "/t", RoleARN: "arn:x"}} {
 		s, err := ResolveSecret(&Connector{Credentials: cs}, nil, nil)
 		if s != "" || err != nil {
 			t.Fatalf("%v: %q %v", cs, s, err)
@@ -305,13 +305,13 @@ func TestSecretFiles(t *testing.T) {
 	a := DefaultAgent()
 	a.SecretsDir = "/s"
 	for _, tc := range []struct {
-		cs   CredentialsSpec
+		cs   Credentials
 		want []string
 	}{
-		{CredentialsSpec{AccessKeyID: "AK", SecretName: "k"}, []string{"/s/k"}},
-		{CredentialsSpec{AccessKeyID: "AK", SecretAccessKeyFile: "/f"}, []string{"/f"}},
-		{CredentialsSpec{AccessKeyID: "AK", SecretAccessKey: "x"}, nil},
-		{CredentialsSpec{Anonymous: true}, nil},
+		{Credentials{AccessKeyID: "AK", SecretName: "k"}, []string{"/s/k"}},
+		{Credentials{AccessKeyID: "AK", SecretAccessKeyFile: "/f"}, []string{"/f"}},
+		{Credentials{AccessKeyID: "AK", SecretAccessKey: "x"}, nil},
+		{Credentials{Anonymous: true}, nil},
 	} {
 		if got := SecretFiles(&Connector{Credentials: tc.cs}, a); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%v: got %v want %v", tc.cs, got, tc.want)
@@ -319,7 +319,7 @@ func TestSecretFiles(t *testing.T) {
 	}
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/aws/creds")
 	t.Setenv("AWS_CONFIG_FILE", "/aws/config")
-	if got := SecretFiles(&Connector{Credentials: CredentialsSpec{Profile: "p"}}, a); !reflect.DeepEqual(got, []string{"/aws/creds", "/aws/config"}) {
+	if got := SecretFiles(&Connector{Credentials: Credentials{Profile: "p"}}, a); !reflect.DeepEqual(got, []string{"/aws/creds", "/aws/config"}) {
 		t.Errorf("profile: %v", got)
 	}
 }

@@ -259,11 +259,13 @@ func connectorTrust(dir string, a *Agent) trust {
 	return trust{what: "connector file", within: dirs, allowKey: "connectors_follow_symlinks"}
 }
 
-// checkConnectorsDir checks that dir is a directory root controls: owned by
-// root, not writable by group or others, and not a symlink unless it is the
-// Kubernetes ..data layout or its target is allowed by
-// connectors_follow_symlinks.
-func checkConnectorsDir(dir string, a *Agent) error {
+// CheckConnectorsDir checks that dir, the connectors directory, exists and
+// is a directory root controls: owned by root, not writable by group or
+// others, and not a symlink (unless it is Kubernetes' ..data layout or
+// a.ConnectorsFollowSymlinks allows its target). The error says what is
+// wrong and the command that fixes it; errors.Is(err, fs.ErrNotExist) when
+// the directory is missing.
+func CheckConnectorsDir(dir string, a *Agent) error {
 	const keep = "every mount is kept as it is until the directory is back"
 	li, err := os.Lstat(dir)
 	if err != nil {

@@ -231,7 +231,7 @@ func TestTrustSecretFiles(t *testing.T) {
 	dir := rootDir(t)
 	a := DefaultAgent()
 	a.SecretsDir = dir
-	c := &Connector{File: "/x/c.toml", Credentials: CredentialsSpec{AccessKeyID: "AK", SecretName: "k"}}
+	c := &Connector{File: "/x/c.toml", Credentials: Credentials{AccessKeyID: "AK", SecretName: "k"}}
 	p := filepath.Join(dir, "k")
 	writeMode(t, p, "sekrit\n", 0o600)
 	if s, err := ResolveSecret(c, a, nil); err != nil || s != "sekrit" {

@@ -7,9 +7,21 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"time"
 )
+
+// DefaultAgentPath is where s3mountd looks for its settings.
+const DefaultAgentPath = "/etc/s3mounts/agent.toml"
+
+// ErrNoConfig is returned (wrapped) by LoadAgent when an explicitly named
+// file does not exist. A missing default file is not an error: defaults apply.
+var ErrNoConfig = errors.New("no agent config")
+
+// NodeKey is the node's age identity, kept in <state_dir>/node.key (0600).
+type NodeKey struct{ impl any }
 
 // Action is one thing a caller may do with a connector (SPEC: Who may do what).
 type Action string
@@ -102,7 +114,7 @@ type Connector struct {
 	StallTimeout time.Duration
 	MetadataTTL  time.Duration
 	NegativeTTL  time.Duration
-	Credentials  CredentialsSpec
+	Credentials  Credentials
 	Access       []AccessRule // nil: no policy
 
 	// MaxStaging caps the disk space of the mount's write staging in
@@ -110,29 +122,19 @@ type Connector struct {
 	// ([cache] max_staging, default "50%").
 	MaxStaging        int64
 	MaxStagingPercent int
+
+	// Permissions is "connector" or "object" (key permissions).
+	Permissions string
+	// MetadataMax bounds the metadata cache in bytes ([cache] metadata_max).
+	MetadataMax int64
+	// ListConcurrency caps the concurrent listings of one folder (key
+	// list_concurrency).
+	ListConcurrency int
 }
 
 // PathStyle reports whether requests use path-style addressing
 // (SPEC: auto = path-style when the bucket has a dot or the endpoint is not AWS).
 func (c *Connector) PathStyle() bool { return pathStyle(c.Addressing, c.Endpoint, c.Bucket) }
-
-// CredentialsSpec is the [credentials] table as written: where the secret
-// comes from, not the secret itself.
-type CredentialsSpec struct {
-	AccessKeyID              string
-	SecretName               string
-	SecretAccessKeyFile      string
-	SecretAccessKeyEncrypted string // age armored, to the node key
-	SecretAccessKey          string // inline plain; only when the file is not readable by others
-	SessionToken             string
-	Profile                  string
-	RoleARN                  string
-	RoleSessionName          string
-	ExternalID               string
-	SourceIdentity           string
-	WebIdentityTokenFile     string
-	Anonymous                bool
-}
 
 // AccessRule is one [[access.allow]] entry.
 type AccessRule struct {
@@ -148,4 +150,15 @@ type FileError struct {
 	Line int
 	Key  string
 	Msg  string // says what was wrong and what to do
+}
+
+func (e *FileError) Error() string {
+	s := e.File
+	if e.Line > 0 {
+		s += fmt.Sprintf(":%d", e.Line)
+	}
+	if e.Key != "" {
+		s += ": " + e.Key
+	}
+	return s + ": " + e.Msg
 }

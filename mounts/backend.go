@@ -14,10 +14,15 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/s3mounts/s3mounts/config"
 )
 
 // Spec is everything needed to mount one connector, secrets resolved.
 // It travels from the agent to its worker over a pipe, never argv or env.
+// It arrives complete (the agent's buildSpec fills every field from the
+// connector, whose defaults come from config's key table): backends never
+// re-default a field.
 type Spec struct {
 	ID           string        `json:"id"`
 	Backend      string        `json:"backend"` // "default" | "geesefs" | "s3fs"
@@ -60,6 +65,11 @@ type Spec struct {
 	Credentials Credentials `json:"credentials"`
 }
 
+// OpBound is the longest one operation on a mount may last, all its
+// requests and retries included, for a connector's stall_timeout: 3 ×
+// stall_timeout (SPEC). Every "3 × stall" of the code is this function.
+func OpBound(stall time.Duration) time.Duration { return 3 * stall }
+
 // LogValue keeps credentials out of logs whatever a caller logs.
 func (s Spec) LogValue() slog.Value {
 	return slog.GroupValue(
@@ -69,30 +79,14 @@ func (s Spec) LogValue() slog.Value {
 		slog.Bool("read_only", s.ReadOnly))
 }
 
-// Credentials are resolved credentials. Only SecretAccessKey and
-// SessionToken are secret; they print as "[redacted]".
-type Credentials struct {
-	AccessKeyID          string `json:"access_key_id,omitempty"`
-	SecretAccessKey      Secret `json:"secret_access_key,omitempty"`
-	SessionToken         Secret `json:"session_token,omitempty"`
-	Profile              string `json:"profile,omitempty"`
-	RoleARN              string `json:"role_arn,omitempty"`
-	RoleSessionName      string `json:"role_session_name,omitempty"`
-	ExternalID           string `json:"external_id,omitempty"`
-	SourceIdentity       string `json:"source_identity,omitempty"`
-	WebIdentityTokenFile string `json:"web_identity_token_file,omitempty"`
-	Anonymous            bool   `json:"anonymous,omitempty"`
-}
+// Credentials are a connector's credentials, resolved: the one type from
+// the connector file to the worker (config.Credentials). SecretAccessKey
+// and SessionToken are Secrets: fmt, slog and errors show "[redacted]".
+type Credentials = config.Credentials
 
-// Secret is a string that never prints: fmt and slog show "[redacted]".
-// JSON keeps the value, since the Spec must carry it to the worker.
-type Secret string
-
-func (Secret) String() string              { return "[redacted]" }
-func (Secret) GoString() string            { return "[redacted]" }
-func (Secret) LogValue() slog.Value        { return slog.StringValue("[redacted]") }
-func (s Secret) Reveal() string            { return string(s) }
-func (c Credentials) LogValue() slog.Value { return slog.StringValue("[credentials redacted]") }
+// Secret is a string that never prints ("[redacted]"); JSON keeps the
+// value, since the Spec must carry it to the worker.
+type Secret = config.Secret
 
 // Backend mounts S3 buckets one way (built-in FUSE, geesefs, s3fs).
 type Backend interface {

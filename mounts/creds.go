@@ -9,43 +9,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 )
 
 // CredentialResolver turns a Spec's credentials (profile, AssumeRole, web
 // identity) into keys an external tool can use, and says when they expire
-// (zero: never). mounts/s3conn registers the SDK-based one in its init, so
-// any binary that links s3conn (the worker does) has it.
+// (zero: never). The worker passes s3conn.ResolveCredentials (the SDK's
+// providers) to NewS3FS and NewGeeseFS.
 type CredentialResolver func(ctx context.Context, spec Spec) (Credentials, time.Time, error)
 
-var (
-	resolverMu sync.RWMutex
-	resolver   CredentialResolver
-)
-
-// SetCredentialResolver installs the resolver external backends use for
-// credentials that are not plain keys. It returns the previous one.
-func SetCredentialResolver(r CredentialResolver) CredentialResolver {
-	resolverMu.Lock()
-	defer resolverMu.Unlock()
-	old := resolver
-	resolver = r
-	return old
-}
-
-func currentResolver() CredentialResolver {
-	resolverMu.RLock()
-	defer resolverMu.RUnlock()
-	return resolver
-}
-
-// keys are credentials an external tool can use as they are.
+// keys are credentials an external tool can use as they are: Anonymous,
+// or AccessKeyID with SecretAccessKey (and SessionToken).
 type keys struct {
-	Anonymous       bool
-	AccessKeyID     string
-	SecretAccessKey Secret
-	SessionToken    Secret
+	Credentials
 	// Expires is when temporary credentials stop working; zero: never
 	// (or unknown, for a session token given in the connector file).
 	Expires time.Time
@@ -62,21 +38,20 @@ func needsResolver(c Credentials) bool {
 }
 
 // resolveKeys returns keys for spec: plain keys as they are, anything else
-// through the resolver.
-func resolveKeys(ctx context.Context, spec Spec) (keys, error) {
+// through r.
+func resolveKeys(ctx context.Context, spec Spec, r CredentialResolver) (keys, error) {
 	c := spec.Credentials
 	switch {
 	case c.Anonymous:
-		return keys{Anonymous: true}, nil
+		return keys{Credentials: Credentials{Anonymous: true}}, nil
 	case !needsResolver(c):
 		if c.SecretAccessKey == "" {
 			return keys{}, fmt.Errorf("connector %s has access_key_id but no secret: set secret_name, secret_access_key_file or secret_access_key", spec.ID)
 		}
-		return keys{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}, nil
+		return keys{Credentials: Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}}, nil
 	}
-	r := currentResolver()
 	if r == nil {
-		return keys{}, fmt.Errorf("connector %s uses profile, role or web identity credentials, which backend %s resolves with the AWS SDK, but no resolver is linked in (import mounts/s3conn)", spec.ID, spec.Backend)
+		return keys{}, fmt.Errorf("connector %s uses profile, role or web identity credentials, which backend %s resolves with the AWS SDK, but it was built without a credential resolver (pass s3conn.ResolveCredentials to NewS3FS/NewGeeseFS)", spec.ID, spec.Backend)
 	}
 	rc, exp, err := r(ctx, spec)
 	if err != nil {
@@ -85,8 +60,8 @@ func resolveKeys(ctx context.Context, spec Spec) (keys, error) {
 	if rc.AccessKeyID == "" || rc.SecretAccessKey == "" {
 		return keys{}, fmt.Errorf("resolving credentials of connector %s: the provider returned no keys", spec.ID)
 	}
-	return keys{AccessKeyID: rc.AccessKeyID, SecretAccessKey: rc.SecretAccessKey,
-		SessionToken: rc.SessionToken, Expires: exp, Refreshable: true}, nil
+	return keys{Credentials: Credentials{AccessKeyID: rc.AccessKeyID, SecretAccessKey: rc.SecretAccessKey,
+		SessionToken: rc.SessionToken}, Expires: exp, Refreshable: true}, nil
 }
 
 // refreshMargin is how long before expiry keys are refreshed at the latest.

@@ -19,11 +19,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NewS3FS returns the s3fs-fuse backend (backend = "s3fs").
-func NewS3FS() Backend { return &external{tool: s3fsTool{}} }
+// NewS3FS returns the s3fs-fuse backend (backend = "s3fs"). r resolves
+// credentials that are not plain keys (profile, role, web identity); nil
+// refuses them.
+func NewS3FS(r CredentialResolver) Backend { return &external{tool: s3fsTool{}, resolve: r} }
 
-// NewGeeseFS returns the GeeseFS backend (backend = "geesefs").
-func NewGeeseFS() Backend { return &external{tool: geesefsTool{}} }
+// NewGeeseFS returns the GeeseFS backend (backend = "geesefs"); r as for
+// NewS3FS.
+func NewGeeseFS(r CredentialResolver) Backend { return &external{tool: geesefsTool{}, resolve: r} }
 
 var (
 	_ Backend    = (*external)(nil)
@@ -63,7 +66,10 @@ type toolPlan struct {
 	files []string // runtime files to remove when the mount ends
 }
 
-type external struct{ tool tool }
+type external struct {
+	tool    tool
+	resolve CredentialResolver
+}
 
 func (b *external) Name() string { return b.tool.name() }
 
@@ -116,7 +122,7 @@ func (b *external) Mount(ctx context.Context, spec Spec) (Mount, error) {
 	if err := prepareDirs(spec); err != nil {
 		return nil, err
 	}
-	k, err := resolveKeys(ctx, spec)
+	k, err := resolveKeys(ctx, spec, b.resolve)
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +350,7 @@ func (m *externalMount) run() {
 func (m *externalMount) refresh(old keys) error {
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	k, err := resolveKeys(ctx, m.spec)
+	k, err := resolveKeys(ctx, m.spec, m.b.resolve)
 	if err != nil {
 		return err
 	}

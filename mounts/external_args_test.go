@@ -71,10 +71,10 @@ func TestS3FSArgs(t *testing.T) {
 			env: []string{"AWSACCESSKEYID=AKID", "AWSSECRETACCESSKEY=s3cr3t-value", "AWSSESSIONTOKEN=tok-value"},
 		},
 		{
-			name: "anonymous, no region, no metadata cache, shared rw modes",
+			name: "anonymous, region us-east-1, no metadata cache, shared rw modes",
 			modify: func(s *Spec) {
 				s.Credentials = Credentials{Anonymous: true}
-				s.Region, s.MetadataTTL, s.FileMode, s.DirMode = "", 0, 0o664, 0o775
+				s.Region, s.MetadataTTL, s.FileMode, s.DirMode = "us-east-1", 0, 0o664, 0o775
 			},
 			want: func(s Spec) []string {
 				return []string{"ml.datasets", "/home/jupyter/mnt/s3/data", "-f",
@@ -95,7 +95,7 @@ func TestS3FSArgs(t *testing.T) {
 			if err := prepareDirs(s); err != nil {
 				t.Fatal(err)
 			}
-			k, err := resolveKeys(t.Context(), s)
+			k, err := resolveKeys(t.Context(), s, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +168,7 @@ func checkFiles(t *testing.T, s Spec, files, want []string) {
 func TestS3FSRefusesCommas(t *testing.T) {
 	s := shapeSpec(t)
 	s.CacheDir = "/var/cache/a,b"
-	if err := NewS3FS().Available(s); err == nil || !strings.Contains(err.Error(), "comma") {
+	if err := NewS3FS(nil).Available(s); err == nil || !strings.Contains(err.Error(), "comma") {
 		t.Fatalf("Available = %v; want a comma error", err)
 	}
 }
@@ -221,7 +221,7 @@ func TestGeeseFSArgs(t *testing.T) {
 			if err := prepareDirs(s); err != nil {
 				t.Fatal(err)
 			}
-			k, err := resolveKeys(t.Context(), s)
+			k, err := resolveKeys(t.Context(), s, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -258,15 +258,14 @@ func TestGeeseFSRefreshableCredentials(t *testing.T) {
 	s.Credentials = Credentials{Profile: "team", RoleARN: "arn:aws:iam::1:role/r"}
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	calls := 0
-	old := SetCredentialResolver(func(_ context.Context, sp Spec) (Credentials, time.Time, error) {
+	resolver := func(_ context.Context, sp Spec) (Credentials, time.Time, error) {
 		calls++
 		return Credentials{AccessKeyID: "ASIA" + strconv.Itoa(calls), SecretAccessKey: "sec", SessionToken: "tok"}, exp, nil
-	})
-	defer SetCredentialResolver(old)
+	}
 	if err := prepareDirs(s); err != nil {
 		t.Fatal(err)
 	}
-	k, err := resolveKeys(t.Context(), s)
+	k, err := resolveKeys(t.Context(), s, resolver)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +295,7 @@ func TestGeeseFSRefreshableCredentials(t *testing.T) {
 		m["SessionToken"] != "tok" || m["Expiration"] != "2030-01-02T03:04:05Z" {
 		t.Errorf("credential_process output %v", m)
 	}
-	k2, err := resolveKeys(t.Context(), s)
+	k2, err := resolveKeys(t.Context(), s, resolver)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,8 +314,8 @@ func TestRefreshAt(t *testing.T) {
 		k    keys
 		want time.Time
 	}{
-		{keys{AccessKeyID: "a"}, time.Time{}},
-		{keys{SessionToken: "t", Expires: now.Add(time.Hour)}, time.Time{}}, // static token: nobody to ask again
+		{keys{Credentials: Credentials{AccessKeyID: "a"}}, time.Time{}},
+		{keys{Credentials: Credentials{SessionToken: "t"}, Expires: now.Add(time.Hour)}, time.Time{}}, // static token: nobody to ask again
 		{keys{Refreshable: true}, time.Time{}},
 		{keys{Refreshable: true, Expires: now.Add(time.Hour)}, now.Add(40 * time.Minute)},
 		{keys{Refreshable: true, Expires: now.Add(90 * time.Second)}, now.Add(30 * time.Second)},
@@ -332,17 +331,17 @@ func TestRefreshAt(t *testing.T) {
 func TestAvailableMissingBinary(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	s := shapeSpec(t)
-	err := NewGeeseFS().Available(s)
+	err := NewGeeseFS(nil).Available(s)
 	if err == nil || !strings.Contains(err.Error(), `backend geesefs is not installed`) ||
 		!strings.Contains(err.Error(), `use backend = "default"`) || !strings.Contains(err.Error(), "PATH") {
 		t.Fatalf("Available = %v", err)
 	}
 	s.Binary = "/nonexistent/geesefs"
-	err = NewGeeseFS().Available(s)
+	err = NewGeeseFS(nil).Available(s)
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/geesefs") || !strings.Contains(err.Error(), "[binaries]") {
 		t.Fatalf("Available with Binary = %v", err)
 	}
-	if _, err := NewS3FS().Mount(t.Context(), s); err == nil || !strings.Contains(err.Error(), "backend s3fs is not installed") {
+	if _, err := NewS3FS(nil).Mount(t.Context(), s); err == nil || !strings.Contains(err.Error(), "backend s3fs is not installed") {
 		t.Fatalf("Mount without the binary = %v", err)
 	}
 }
@@ -351,17 +350,16 @@ func TestGeeseFSRefusesAnonymous(t *testing.T) {
 	s := shapeSpec(t)
 	s.Credentials = Credentials{Anonymous: true}
 	s.Binary = "/bin/true"
-	if err := NewGeeseFS().Available(s); err == nil || !strings.Contains(err.Error(), "anonymous") {
+	if err := NewGeeseFS(nil).Available(s); err == nil || !strings.Contains(err.Error(), "anonymous") {
 		t.Fatalf("Available = %v", err)
 	}
 }
 
 func TestResolveKeysWithoutResolver(t *testing.T) {
-	defer SetCredentialResolver(SetCredentialResolver(nil))
 	s := shapeSpec(t)
 	s.Backend = "s3fs"
 	s.Credentials = Credentials{Profile: "p"}
-	if _, err := resolveKeys(t.Context(), s); err == nil || !strings.Contains(err.Error(), "resolver") {
+	if _, err := resolveKeys(t.Context(), s, nil); err == nil || !strings.Contains(err.Error(), "resolver") {
 		t.Fatalf("resolveKeys = %v", err)
 	}
 }

@@ -133,19 +133,11 @@ func (geesefsTool) updateInPlace(spec Spec, k keys) (bool, error) {
 // keep it root, so the notebook user cannot trace the process that holds
 // the keys.
 func geesefsArgs(spec Spec, configFile string) []string {
-	region := spec.Region
-	if region == "" {
-		region = "us-east-1"
-	}
-	stall := spec.StallTimeout
-	if stall <= 0 {
-		stall = 10 * time.Second
-	}
 	args := []string{}
 	if spec.Endpoint != "" {
 		args = append(args, "--endpoint", spec.Endpoint)
 	}
-	args = append(args, "--region", region)
+	args = append(args, "--region", spec.Region)
 	if !spec.PathStyle {
 		args = append(args, "--subdomain")
 	}
@@ -165,7 +157,7 @@ func geesefsArgs(spec Spec, configFile string) []string {
 		"--stat-cache-ttl", spec.MetadataTTL.String(),
 		// A whole request, not a stall: three stall timeouts, as the
 		// contract bounds any operation.
-		"--http-timeout", (3 * stall).String(),
+		"--http-timeout", OpBound(spec.StallTimeout).String(),
 		// close() returns once the data is in S3 (or the upload error),
 		// as with the other backends; GeeseFS otherwise flushes later.
 		"--fsync-on-close",

@@ -39,7 +39,7 @@ func TestGeeseFSEndToEnd(t *testing.T) {
 	logs := captureLog(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	m, err := mounts.NewGeeseFS().Mount(ctx, spec)
+	m, err := mounts.NewGeeseFS(nil).Mount(ctx, spec)
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
@@ -84,7 +84,7 @@ func TestGeeseFSEndToEnd(t *testing.T) {
 
 	// Read-only.
 	spec.ReadOnly = true
-	m2, err := mounts.NewGeeseFS().Mount(ctx, spec)
+	m2, err := mounts.NewGeeseFS(nil).Mount(ctx, spec)
 	if err != nil {
 		t.Fatalf("ro mount: %v", err)
 	}

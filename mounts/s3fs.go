@@ -90,22 +90,15 @@ func s3fsArgs(spec Spec, cred []string) []string {
 	if p := strings.Trim(spec.Prefix, "/"); p != "" {
 		source += ":/" + p
 	}
-	region := spec.Region
-	if region == "" {
-		region = "us-east-1"
-	}
 	perm := (spec.FileMode | spec.DirMode).Perm()
 	umask := fmt.Sprintf("%04o", 0o777&^uint32(perm))
 	mpUmask := fmt.Sprintf("%04o", 0o777&^uint32(spec.DirMode.Perm()))
 	stall := spec.StallTimeout
-	if stall <= 0 {
-		stall = 10 * time.Second
-	}
 	opts := []string{}
 	if spec.Endpoint != "" {
 		opts = append(opts, "url="+strings.TrimSuffix(spec.Endpoint, "/"))
 	}
-	opts = append(opts, "endpoint="+region)
+	opts = append(opts, "endpoint="+spec.Region)
 	if spec.PathStyle {
 		opts = append(opts, "use_path_request_style")
 	}
@@ -161,9 +154,6 @@ func ceilSeconds(d time.Duration) int {
 // built-in backend's bound: s3fs's options cannot do better
 // (docs/BACKENDS.md).
 func S3FSOpBound(stall time.Duration) time.Duration {
-	if stall <= 0 {
-		stall = 10 * time.Second
-	}
 	detect := time.Duration(max(1, ceilSeconds(stall)-1)+1) * time.Second
 	return 4 * (detect + 4*time.Second)
 }

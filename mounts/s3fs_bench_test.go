@@ -38,7 +38,7 @@ func BenchmarkS3FSMountUnmount(b *testing.B) {
 	spec := benchSpec(b, mi, "bench-mount")
 	ctx := context.Background()
 	for b.Loop() {
-		m, err := mounts.NewS3FS().Mount(ctx, spec)
+		m, err := mounts.NewS3FS(nil).Mount(ctx, spec)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -61,7 +61,7 @@ func BenchmarkS3FSReadLarge(b *testing.B) {
 	spec.MetadataTTL = 0
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := mounts.NewS3FS().Mount(ctx, spec)
+	m, err := mounts.NewS3FS(nil).Mount(ctx, spec)
 	if err != nil {
 		b.Fatal(err)
 	}

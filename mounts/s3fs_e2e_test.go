@@ -71,9 +71,15 @@ func s3fsSpec(t *testing.T, m *testenv.MinIO, bucket string) mounts.Spec {
 // mountS3FS mounts spec and unmounts it when the test ends, whatever happens.
 func mountS3FS(t *testing.T, spec mounts.Spec) mounts.Mount {
 	t.Helper()
+	return mountS3FSWith(t, spec, s3conn.ResolveCredentials)
+}
+
+// mountS3FSWith mounts spec with s3fs, resolving credentials with r.
+func mountS3FSWith(t *testing.T, spec mounts.Spec, r mounts.CredentialResolver) mounts.Mount {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	m, err := mounts.NewS3FS().Mount(ctx, spec)
+	m, err := mounts.NewS3FS(r).Mount(ctx, spec)
 	if err != nil {
 		t.Fatalf("mount: %v", err)
 	}
@@ -363,7 +369,7 @@ func TestS3FSBadCredentialsFailClearly(t *testing.T) {
 	logs := captureLog(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	m, err := mounts.NewS3FS().Mount(ctx, spec)
+	m, err := mounts.NewS3FS(s3conn.ResolveCredentials).Mount(ctx, spec)
 	if err == nil {
 		cleanupMount(t, m, spec.MountPoint)
 		t.Fatal("mount with a wrong secret succeeded")
@@ -534,7 +540,7 @@ func TestS3FSRefreshRemounts(t *testing.T) {
 	t.Cleanup(mounts.SetRefreshMargin(0))
 	var mu sync.Mutex
 	calls := 0
-	old := mounts.SetCredentialResolver(func(ctx context.Context, s mounts.Spec) (mounts.Credentials, time.Time, error) {
+	resolver := func(ctx context.Context, s mounts.Spec) (mounts.Credentials, time.Time, error) {
 		ak, sk, tok := assumeRole(t, mi)
 		mu.Lock()
 		calls++
@@ -542,9 +548,8 @@ func TestS3FSRefreshRemounts(t *testing.T) {
 		// MinIO's keys last 15 minutes; claim 3 s so the test sees a refresh.
 		return mounts.Credentials{AccessKeyID: ak, SecretAccessKey: mounts.Secret(sk), SessionToken: mounts.Secret(tok)},
 			time.Now().Add(3 * time.Second), nil
-	})
-	t.Cleanup(func() { mounts.SetCredentialResolver(old) })
-	m := mountS3FS(t, spec)
+	}
+	m := mountS3FSWith(t, spec, resolver)
 	pid1 := mounts.ToolPID(m)
 	deadline := time.Now().Add(2 * time.Minute)
 	for mounts.ToolPID(m) == pid1 && time.Now().Before(deadline) {

@@ -30,8 +30,8 @@ import (
 func Backends() map[string]mounts.Backend {
 	return map[string]mounts.Backend{
 		"default": probed{builtin.New()},
-		"s3fs":    probed{mounts.NewS3FS()},
-		"geesefs": probed{mounts.NewGeeseFS()},
+		"s3fs":    probed{mounts.NewS3FS(s3conn.ResolveCredentials)},
+		"geesefs": probed{mounts.NewGeeseFS(s3conn.ResolveCredentials)},
 	}
 }
 
@@ -382,7 +382,7 @@ func (w *server) doMount(backends map[string]mounts.Backend) error {
 			return err
 		}
 	}
-	timeout := 3*w.spec.StallTimeout + 10*time.Second
+	timeout := mounts.OpBound(w.spec.StallTimeout) + 10*time.Second
 	if timeout < 30*time.Second {
 		timeout = 30 * time.Second
 	}

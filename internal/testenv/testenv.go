@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/s3mounts/s3mounts/config"
 	"github.com/s3mounts/s3mounts/mounts"
 	"github.com/s3mounts/s3mounts/mounts/s3conn"
 )
@@ -219,10 +220,13 @@ func (m *MinIO) Restart() {
 
 // Spec returns a mounts.Spec for bucket with this server's credentials.
 func (m *MinIO) Spec(bucket string) mounts.Spec {
+	d := config.DefaultConnector()
 	return mounts.Spec{
-		ID: "test-" + bucket, Backend: "default", Endpoint: m.Endpoint, Region: "us-east-1",
-		Bucket: bucket, PathStyle: true, UID: 0, GID: 0, FileMode: 0o644, DirMode: 0o755,
-		StallTimeout: 10 * time.Second, MetadataTTL: 60 * time.Second, NegativeTTL: 5 * time.Second,
+		ID: "test-" + bucket, Backend: d.Backend, Endpoint: m.Endpoint, Region: d.Region,
+		Bucket: bucket, PathStyle: true, UID: 0, GID: 0, FileMode: d.FileMode, DirMode: d.DirMode,
+		StallTimeout: d.StallTimeout, MetadataTTL: d.MetadataTTL, NegativeTTL: d.NegativeTTL,
+		MaxStaging: d.MaxStaging, MaxStagingPercent: d.MaxStagingPercent,
+		Permissions: d.Permissions, MetadataMax: d.MetadataMax, ListConcurrency: d.ListConcurrency,
 		Credentials: mounts.Credentials{AccessKeyID: m.AccessKey, SecretAccessKey: mounts.Secret(m.SecretKey)},
 	}
 }

@@ -51,15 +51,6 @@ func (backend) Mount(ctx context.Context, spec mounts.Spec) (mounts.Mount, error
 	if spec.Prefix != "" && !strings.HasSuffix(spec.Prefix, "/") {
 		return nil, fmt.Errorf("connector %s: prefix %q must end in \"/\"", spec.ID, spec.Prefix)
 	}
-	if spec.FileMode == 0 {
-		spec.FileMode = 0o644
-	}
-	if spec.DirMode == 0 {
-		spec.DirMode = 0o755
-	}
-	if spec.StallTimeout <= 0 {
-		spec.StallTimeout = 10 * time.Second
-	}
 	softMemoryLimit()
 	cl, err := newS3Client(ctx, spec)
 	if err != nil {

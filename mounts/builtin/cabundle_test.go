@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3mounts/s3mounts/config"
 	"github.com/s3mounts/s3mounts/mounts"
 )
 
@@ -29,7 +30,7 @@ func TestCABundleStillApplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("AWS_CA_BUNDLE", bundle)
-	spec := mounts.Spec{ID: "ca", Endpoint: srv.URL, Bucket: "b", PathStyle: true, StallTimeout: 2 * time.Second,
+	spec := mounts.Spec{ID: "ca", Endpoint: srv.URL, Region: config.DefaultConnector().Region, Bucket: "b", PathStyle: true, StallTimeout: 2 * time.Second,
 		Credentials: mounts.Credentials{AccessKeyID: "AK", SecretAccessKey: mounts.Secret("SK")}}
 	cl, err := newS3Client(context.Background(), spec)
 	if err != nil {

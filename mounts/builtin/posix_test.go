@@ -260,7 +260,7 @@ func TestMTimeInteropWithS3FS(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sm, err := mounts.NewS3FS().Mount(ctx, s)
+	sm, err := mounts.NewS3FS(nil).Mount(ctx, s)
 	if err != nil {
 		t.Fatalf("s3fs mount: %v", err)
 	}

@@ -85,13 +85,10 @@ var errReadOnly = errors.New("read-only mount: refusing to modify the bucket")
 // opBudget is the no-progress budget of one operation: under 3 × stall by
 // the watchdog's polling lag (stall/8) and some room for the syscall to
 // return, so that it has returned when the bound is reached.
-func opBudget(stall time.Duration) time.Duration { return 3*stall - stall/4 }
+func opBudget(stall time.Duration) time.Duration { return mounts.OpBound(stall) - stall/4 }
 
 func newS3Client(ctx context.Context, spec mounts.Spec) (*s3Client, error) {
 	stall := spec.StallTimeout
-	if stall <= 0 {
-		stall = 10 * time.Second
-	}
 	cfg, err := s3conn.NewConfig(ctx, spec, s3conn.Options{StallTimeout: stall, MaxConnsPerHost: 64, RetryMaxAttempts: 3})
 	if err != nil {
 		return nil, err

@@ -17,10 +17,6 @@ import (
 // errStagingFull is a staging write refused by the mount's max_staging cap.
 var errStagingFull = errors.New("the mount's write staging is full (max_staging)")
 
-// defaultStagingPercent is the share of the filesystem holding cache_dir a
-// mount may stage when the connector sets no [cache] max_staging.
-const defaultStagingPercent = 50
-
 // stagingBudget caps the disk space a mount's staging files take: one
 // connector's writers cannot fill the cache filesystem for every other.
 type stagingBudget struct {
@@ -29,14 +25,15 @@ type stagingBudget struct {
 }
 
 // stagingLimit turns the connector's setting into bytes: maxBytes when
-// set, else percent (default defaultStagingPercent) of the size of the
-// filesystem holding dir. 0 means no cap (the size is unknown).
+// set, else percent (1 to 100, the key's default share when the connector
+// sets none) of the size of the filesystem holding dir. 0 means no cap
+// (the size is unknown, or the spec holds neither).
 func stagingLimit(dir string, maxBytes int64, percent int) int64 {
 	if maxBytes > 0 {
 		return maxBytes
 	}
 	if percent <= 0 || percent > 100 {
-		percent = defaultStagingPercent
+		return 0
 	}
 	var st unix.Statfs_t
 	if dir == "" || unix.Statfs(dir, &st) != nil {

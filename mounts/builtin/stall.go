@@ -342,10 +342,5 @@ func retryable(ctx context.Context, err error) bool {
 // errShortBody: a body ended before the length it announced.
 var errShortBody = errors.New("the response body ended early")
 
-// stall is the mount's stall_timeout (10 s when unset).
-func (f *FS) stall() time.Duration {
-	if f.spec.StallTimeout > 0 {
-		return f.spec.StallTimeout
-	}
-	return 10 * time.Second
-}
+// stall is the mount's stall_timeout.
+func (f *FS) stall() time.Duration { return f.spec.StallTimeout }

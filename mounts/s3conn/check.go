@@ -45,13 +45,10 @@ const (
 // (if any), and, unless spec.ReadOnly, an object can be written and deleted
 // under the prefix. Steps after a failed one are reported as skipped (not OK).
 //
-// Every step is bounded by spec.StallTimeout (10 s when unset) and by ctx;
+// Every step is bounded by spec.StallTimeout and by ctx;
 // each S3 request is tried at most twice.
 func Check(ctx context.Context, spec mounts.Spec) []CheckResult {
 	ck := &checker{spec: spec, stall: spec.StallTimeout}
-	if ck.stall <= 0 {
-		ck.stall = 10 * time.Second
-	}
 	steps := []struct {
 		name string
 		run  func(ctx context.Context) (note string, err error)

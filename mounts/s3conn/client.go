@@ -23,7 +23,7 @@ import (
 // Options tune the HTTP side of a client.
 type Options struct {
 	// StallTimeout bounds how long a connection may wait for response
-	// headers (and dial). 0 means 10 s.
+	// headers (and dial). 0 means the spec's stall_timeout.
 	StallTimeout time.Duration
 	// MaxConnsPerHost caps parallel connections (0: 64).
 	MaxConnsPerHost int
@@ -39,7 +39,7 @@ type Options struct {
 func NewConfig(ctx context.Context, spec mounts.Spec, o Options) (aws.Config, error) {
 	stall := o.StallTimeout
 	if stall <= 0 {
-		stall = 10 * time.Second
+		stall = spec.StallTimeout
 	}
 	maxConns := o.MaxConnsPerHost
 	if maxConns <= 0 {
@@ -59,12 +59,8 @@ func NewConfig(ctx context.Context, spec mounts.Spec, o Options) (aws.Config, er
 			t.IdleConnTimeout = 90 * time.Second
 			t.TLSHandshakeTimeout = stall
 		})
-	region := spec.Region
-	if region == "" {
-		region = "us-east-1"
-	}
 	opts := []func(*config.LoadOptions) error{
-		config.WithRegion(region),
+		config.WithRegion(spec.Region),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryMaxAttempts(attempts),
 	}

@@ -113,9 +113,6 @@ func Explain(ctx context.Context, spec mounts.Spec, req Request, err error) *Pro
 
 func explain(ctx context.Context, spec mounts.Spec, req Request, err error) *Problem {
 	stall := spec.StallTimeout
-	if stall <= 0 {
-		stall = 10 * time.Second
-	}
 	where := whereOf(spec)
 	code, status := apiCode(err), httpStatus(err)
 	mk := func(k Kind, format string, a ...any) *Problem {
@@ -289,11 +286,7 @@ func whereOf(spec mounts.Spec) string { return "s3://" + spec.Bucket + "/" + spe
 func requestURLOf(spec mounts.Spec) (*url.URL, error) {
 	ep := spec.Endpoint
 	if ep == "" {
-		region := spec.Region
-		if region == "" {
-			region = "us-east-1"
-		}
-		ep = "https://s3." + region + ".amazonaws.com"
+		ep = "https://s3." + spec.Region + ".amazonaws.com"
 	}
 	u, err := url.Parse(ep)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -330,10 +323,7 @@ func endpointShownOf(spec mounts.Spec) string {
 // for users; its Raw, with the request id, for logs).
 func Probe(ctx context.Context, spec mounts.Spec) error {
 	stall := spec.StallTimeout
-	if stall <= 0 {
-		stall = 10 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*stall)
+	ctx, cancel := context.WithTimeout(ctx, mounts.OpBound(stall))
 	defer cancel()
 	c, err := NewClient(ctx, spec, Options{StallTimeout: stall, MaxConnsPerHost: 2, RetryMaxAttempts: 2})
 	if err != nil {

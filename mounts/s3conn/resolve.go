@@ -9,12 +9,10 @@ import (
 	"github.com/s3mounts/s3mounts/mounts"
 )
 
-// The external backends (s3fs, geesefs) cannot run the SDK's credential
-// providers themselves; they ask this resolver, registered for any binary
-// that links s3conn.
-func init() { mounts.SetCredentialResolver(ResolveCredentials) }
-
-// ResolveCredentials retrieves keys for spec with the SDK's own providers
+// ResolveCredentials is the mounts.CredentialResolver of the external
+// backends (s3fs, geesefs), which cannot run the SDK's credential providers
+// themselves: the worker passes it to mounts.NewS3FS and NewGeeseFS. It
+// retrieves keys for spec with the SDK's own providers
 // (shared profile, AssumeRole, web identity) and says when they expire
 // (zero: they do not).
 func ResolveCredentials(ctx context.Context, spec mounts.Spec) (mounts.Credentials, time.Time, error) {

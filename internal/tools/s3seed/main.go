@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/s3mounts/s3mounts/config"
 	"github.com/s3mounts/s3mounts/mounts"
 	"github.com/s3mounts/s3mounts/mounts/s3conn"
 )
@@ -55,7 +56,8 @@ const putAttempts = 5
 
 func run(endpoint, accessKey, bucket, dir, prefix string, n, size, workers int, skipIfPresent bool) error {
 	ctx := context.Background()
-	spec := mounts.Spec{ID: "s3seed", Endpoint: endpoint, Region: "us-east-1", Bucket: bucket, PathStyle: true,
+	d := config.DefaultConnector()
+	spec := mounts.Spec{ID: "s3seed", Endpoint: endpoint, Region: d.Region, Bucket: bucket, PathStyle: true, StallTimeout: d.StallTimeout,
 		Credentials: mounts.Credentials{AccessKeyID: accessKey, SecretAccessKey: mounts.Secret(os.Getenv("S3SEED_SECRET"))}}
 	c, err := s3conn.NewClient(ctx, spec, s3conn.Options{MaxConnsPerHost: workers})
 	if err != nil {

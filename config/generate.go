@@ -1,0 +1,3 @@
+package config
+
+//go:generate go run ../internal/tools/configdoc ../docs/CONFIG.md
