@@ -39,6 +39,9 @@ type node struct {
 	fsys *FS
 	dir  bool
 	link bool
+	// special: S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK for such a node
+	// (object model), else 0.
+	special uint32
 
 	mu       sync.Mutex
 	syncMu   sync.Mutex // serialises uploads of this file (flushes of dup'd handles)
@@ -76,25 +79,33 @@ func (f *FS) dirKey(rel string) string {
 }
 
 func (f *FS) fill(out *fuse.Attr, e entry) {
-	out.Owner = fuse.Owner{Uid: f.spec.UID, Gid: f.spec.GID}
+	mode, uid, gid := f.ownerMode(e)
+	out.Owner = fuse.Owner{Uid: uid, Gid: gid}
+	out.Mode = mode
 	if e.dir {
-		out.Mode = syscall.S_IFDIR | uint32(f.spec.DirMode.Perm())
 		out.Size = 4096
 		out.Nlink = 2
+		// The marker's stored mtime (x-amz-meta-mtime) if it has one, else
+		// the newest of the marker's LastModified and the children seen in
+		// listings; the mount's start time while none is known (a
+		// directory seen only as a prefix in its parent's listing).
 		t := f.started
-		out.SetTimes(&t, &t, &t)
-	} else if e.link {
-		out.Mode = syscall.S_IFLNK | 0o777
-		out.Size = uint64(e.size)
-		out.Nlink = 1
-		t := e.time()
+		if ns, ok := metaMTimeOf(e.meta); ok {
+			t = time.Unix(0, ns) // set with utimensat (or by s3fs): wins
+		} else if e.mtime != 0 {
+			t = e.time()
+		}
 		out.SetTimes(&t, &t, &t)
 	} else {
-		out.Mode = syscall.S_IFREG | uint32(f.spec.FileMode.Perm())
 		out.Size = uint64(e.size)
 		out.Nlink = 1
 		t := e.time()
 		out.SetTimes(&t, &t, &t)
+		if t := f.specialType(e); t == syscall.S_IFCHR || t == syscall.S_IFBLK {
+			if rdev, ok := metaUint(e.meta, metaRdev); ok {
+				out.Rdev = rdev
+			}
+		}
 	}
 	out.Blksize = 1 << 20
 	out.Blocks = (out.Size + 511) / 512
@@ -107,7 +118,7 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 	if rel == "" {
 		return entry{dir: true}, 0
 	}
-	if e, exists, found := f.meta.lookup(rel); found && (!exists || e.dir || e.headed) {
+	if e, exists, found := f.meta.lookup(rel); found && (!exists || (e.dir && !f.objectPerms()) || e.headed) {
 		if !exists {
 			return entry{}, syscall.ENOENT
 		}
@@ -115,15 +126,23 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 	}
 	// A file known from a listing only: its stored mtime needs a HEAD
 	// (ListObjectsV2 carries no metadata), as s3fs does per entry.
+	// A directory's marker ("dir/") is HEADed too, for its stored mtime
+	// and (object model) its mode and owner.
 	var (
-		head     ObjInfo
-		headErr  error
-		isDir    bool
-		g, gctx  = errgroup.WithContext(ctx)
-		listErrn syscall.Errno
+		head, marker ObjInfo
+		headErr      error
+		markerErr    error
+		isDir        bool
+		first        int64 // LastModified of the first key under the prefix, not the marker
+		g, gctx      = errgroup.WithContext(ctx)
+		listErrn     syscall.Errno
 	)
 	g.Go(func() error {
 		head, headErr = f.cl.Head(gctx, f.key(rel))
+		return nil
+	})
+	g.Go(func() error {
+		marker, markerErr = f.cl.Head(gctx, f.dirKey(rel))
 		return nil
 	})
 	g.Go(func() error {
@@ -133,11 +152,22 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 			return nil
 		}
 		isDir = len(p.Objects) > 0 || len(p.Prefixes) > 0
+		if len(p.Objects) > 0 && p.Objects[0].Key != f.dirKey(rel) {
+			first = p.Objects[0].MTime.UnixNano()
+		}
 		return nil
 	})
 	_ = g.Wait()
 	if isDir {
-		e := entry{dir: true}
+		e := entry{dir: true, headed: true, mtime: first}
+		if markerErr == nil {
+			e.mtime = max(e.mtime, marker.MTime.UnixNano())
+			if len(marker.Meta) > 0 {
+				e.meta = marker.Meta
+			}
+		} else if errno := toErrno(markerErr); errno != syscall.ENOENT && f.objectPerms() {
+			return entry{}, errno
+		}
 		f.meta.put(rel, e)
 		return e, 0
 	}
@@ -162,18 +192,20 @@ func (f *FS) ttl() time.Duration { return f.spec.MetadataTTL }
 // live inode of the same type.
 func (n *node) newChild(ctx context.Context, name string, e entry) *fs.Inode {
 	if ch := n.GetChild(name); ch != nil {
-		if cn, ok := ch.Operations().(*node); ok && cn.dir == e.dir && cn.link == e.link {
+		if cn, ok := ch.Operations().(*node); ok && cn.dir == e.dir && cn.link == e.link && cn.special == n.fsys.specialType(e) {
 			cn.setInfo(e)
 			return ch
 		}
 	}
-	cn := &node{fsys: n.fsys, dir: e.dir, link: e.link}
+	cn := &node{fsys: n.fsys, dir: e.dir, link: e.link, special: n.fsys.specialType(e)}
 	cn.info, cn.infoExp = e, time.Now().Add(n.fsys.ttl())
 	mode := uint32(syscall.S_IFREG)
 	if e.dir {
 		mode = syscall.S_IFDIR
 	} else if e.link {
 		mode = syscall.S_IFLNK
+	} else if cn.special != 0 {
+		mode = cn.special
 	}
 	return n.NewInode(ctx, cn, fs.StableAttr{Mode: mode})
 }
@@ -183,6 +215,14 @@ func (n *node) setInfo(e entry) {
 	defer n.mu.Unlock()
 	if n.ws != nil {
 		return // our own staged content is the truth while a writer is open
+	}
+	if n.dir {
+		// A directory's mtime is the newest seen (see fill); a listing's
+		// entry (no marker metadata) does not forget what a stat learnt.
+		e.mtime = max(e.mtime, n.info.mtime)
+		if !e.headed && n.info.headed && time.Now().Before(n.infoExp) {
+			e.meta, e.headed = n.info.meta, true
+		}
 	}
 	n.info, n.infoExp = e, time.Now().Add(n.fsys.ttl())
 }
@@ -227,7 +267,7 @@ func (n *node) attrOut(out *fuse.Attr) {
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.mu.Lock()
 	// A file known from a listing only is HEADed once for its stored mtime.
-	fresh := n.ws != nil || n.dir || (n.info.headed && time.Now().Before(n.infoExp))
+	fresh := n.ws != nil || (n.dir && !n.fsys.objectPerms()) || n.IsRoot() || (n.info.headed && time.Now().Before(n.infoExp))
 	n.mu.Unlock()
 	if !fresh {
 		rel := n.rel()
@@ -235,7 +275,7 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 		if errno != 0 {
 			return errno
 		}
-		if !e.dir {
+		if e.dir == n.dir {
 			n.setInfo(e)
 		}
 	}
