@@ -660,8 +660,14 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 			return 0
 		}
 	}
-	return h.n.sync(ctx)
+	return h.n.sync(uninterrupted(ctx))
 }
+
+// uninterrupted keeps a close's or fsync's upload going when the kernel
+// relays a signal (FUSE_INTERRUPT): Go programs get SIGURG (goroutine
+// preemption) at any moment and never retry close(2), so an EINTR there
+// would be a lost write for them. The upload is bounded by stall_timeout.
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // Fsync publishes the file as written so far, as a complete object,
 // whichever process holding a descriptor opened for writing asks (a
@@ -670,7 +676,7 @@ func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if h.ws == nil || !h.writer {
 		return 0
 	}
-	return h.n.sync(ctx)
+	return h.n.sync(uninterrupted(ctx))
 }
 
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {

@@ -42,6 +42,9 @@ type node struct {
 	// special: S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK for such a node
 	// (object model), else 0.
 	special uint32
+	// unlinked: removed through this mount; fstat of a descriptor still
+	// open on it shows st_nlink 0.
+	unlinked bool
 
 	mu       sync.Mutex
 	syncMu   sync.Mutex // serialises uploads of this file (flushes of dup'd handles)
@@ -250,6 +253,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 func (n *node) attrOut(out *fuse.Attr) {
 	n.mu.Lock()
 	e := n.info
+	unlinked := n.unlinked
 	var mode uint32
 	if n.ws != nil {
 		e.size = n.ws.size
@@ -259,6 +263,9 @@ func (n *node) attrOut(out *fuse.Attr) {
 	n.mu.Unlock()
 	e.dir, e.link = n.dir, n.link
 	n.fsys.fill(out, e)
+	if unlinked {
+		out.Nlink = 0
+	}
 	if mode != 0 {
 		out.Mode = out.Mode&^07777 | mode
 	}

@@ -135,6 +135,13 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := f.cl.Delete(ctx, f.key(rel)); err != nil {
 		return toErrno(err)
 	}
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*node); ok {
+			cn.mu.Lock()
+			cn.unlinked = true // fstat of an open descriptor: st_nlink 0
+			cn.mu.Unlock()
+		}
+	}
 	f.meta.changed(rel)
 	f.meta.putNeg(rel)
 	return 0

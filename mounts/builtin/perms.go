@@ -397,3 +397,31 @@ func (n *node) sawChildren(newest int64) {
 	}
 	n.mu.Unlock()
 }
+
+var _ fs.FileAllocater = (*fileHandle)(nil)
+
+// Allocate answers fallocate(2): mode 0 extends the file to off+size as
+// ftruncate would (zeros); S3 has no space to reserve, so
+// FALLOC_FL_KEEP_SIZE (reserve without growing), hole punching and the
+// other modes are EOPNOTSUPP rather than a success that reserved nothing.
+func (h *fileHandle) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	if mode != 0 {
+		slog.Debug("refusing fallocate with flags: S3 has no space to reserve or holes to punch", "path", h.n.rel(), "mode", mode)
+		return syscall.EOPNOTSUPP
+	}
+	if h.ws == nil {
+		return syscall.EBADF
+	}
+	end := off + size
+	h.n.mu.Lock()
+	cur := h.n.ws.size
+	h.n.mu.Unlock()
+	if end <= uint64(cur) {
+		return 0
+	}
+	in := &fuse.SetAttrIn{}
+	in.Valid = fuse.FATTR_SIZE
+	in.Size = end
+	var out fuse.AttrOut
+	return h.n.Setattr(ctx, h, in, &out)
+}
