@@ -379,3 +379,87 @@ func TestPosixDirMTime(t *testing.T) {
 	dir2, _ := mount(t, spec)
 	equal(t, "after a remount", mtimeOf(t, filepath.Join(dir2, "d")).Unix(), old.Unix())
 }
+
+// TestS3fsInteropModesXattrsDirs: one bucket, Debian's s3fs (modes kept per
+// object, use_xattr) and the built-in backend in the object model: modes,
+// owners, xattrs, directories (with their mtimes) and FIFOs written by one
+// are read identically by the other.
+func TestS3fsInteropModesXattrsDirs(t *testing.T) {
+	testenv.RequireFUSE(t)
+	testenv.RequireBinary(t, "s3fs", false)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "interop2", nil)
+	sd := mountS3FSRaw(t, m, "interop2")
+	spec := m.Spec("interop2")
+	spec.Permissions = "object"
+	spec.UID, spec.GID = 1000, 100
+
+	type want struct {
+		om    ownerMode
+		xattr string
+	}
+	write := func(root, prefix string) map[string]want {
+		t.Helper()
+		d, f, fifo := filepath.Join(root, prefix+"dir"), filepath.Join(root, prefix+"dir", "file"), filepath.Join(root, prefix+"fifo")
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte(prefix), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mkfifo(fifo, 0o644); err != nil {
+			t.Fatalf("mkfifo %s: %v", fifo, err)
+		}
+		for _, c := range []struct {
+			p    string
+			mode os.FileMode
+			uid  int
+		}{{d, 0o750, 1234}, {f, 0o640, 1234}, {fifo, 0o600, 2000}} {
+			if err := os.Chmod(c.p, c.mode); err != nil {
+				t.Fatalf("chmod %s: %v", c.p, err)
+			}
+			if err := os.Lchown(c.p, c.uid, 4321); err != nil {
+				t.Fatalf("chown %s: %v", c.p, err)
+			}
+		}
+		for _, p := range []string{d, f} {
+			if err := unix.Lsetxattr(p, "user.by", []byte(prefix+" +/= é"), 0); err != nil {
+				t.Fatalf("setxattr %s: %v", p, err)
+			}
+		}
+		return map[string]want{
+			prefix + "dir":      {ownerMode{syscall.S_IFDIR | 0o750, 1234, 4321}, prefix + " +/= é"},
+			prefix + "dir/file": {ownerMode{syscall.S_IFREG | 0o640, 1234, 4321}, prefix + " +/= é"},
+			prefix + "fifo":     {ownerMode{syscall.S_IFIFO | 0o600, 2000, 4321}, ""},
+		}
+	}
+	check := func(who, root string, ws map[string]want) {
+		t.Helper()
+		for name, w := range ws {
+			p := filepath.Join(root, name)
+			equal(t, who+": "+name, statOM(t, p), w.om)
+			if w.xattr != "" {
+				if v, err := getx(t, p, "user.by"); err != nil || v != w.xattr {
+					t.Fatalf("%s: xattr of %s: %q %v, want %q", who, name, v, err, w.xattr)
+				}
+			}
+		}
+	}
+
+	fromS3FS := write(sd, "s3fs-")
+	bd := mountPublic(t, spec)
+	check("s3fs → built-in", bd, fromS3FS)
+	// A directory's mtime: s3fs stores one on the marker; both show it.
+	equal(t, "s3fs's directory mtime read by the built-in backend", mtimeOf(t, filepath.Join(bd, "s3fs-dir")).Unix(), mtimeOf(t, filepath.Join(sd, "s3fs-dir")).Unix())
+
+	fromBuiltin := write(bd, "builtin-")
+	old := time.Date(2014, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(bd, "builtin-dir"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	check("built-in → s3fs", sd, fromBuiltin)
+	equal(t, "built-in's directory mtime read by s3fs", mtimeOf(t, filepath.Join(sd, "builtin-dir")).Unix(), old.Unix())
+	if b, err := os.ReadFile(filepath.Join(sd, "builtin-dir", "file")); err != nil || string(b) != "builtin-" {
+		t.Fatalf("s3fs reading the built-in's file: %q %v", b, err)
+	}
+}

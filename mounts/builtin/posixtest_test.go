@@ -124,7 +124,8 @@ func failureLines(out string) string {
 }
 
 // mountS3FSRaw mounts bucket with Debian's s3fs keeping per-object modes
-// (no uid/umask override) and xattrs on, as a comparison target.
+// (no uid/umask override) and xattrs on (use_xattr), as a comparison
+// target and for the interop tests.
 func mountS3FSRaw(t *testing.T, m *testenv.MinIO, bucket string) string {
 	t.Helper()
 	root := t.TempDir()
@@ -143,7 +144,7 @@ func mountS3FSRaw(t *testing.T, m *testenv.MinIO, bucket string) string {
 	}
 	cmd := exec.Command("s3fs", bucket, mnt, "-f",
 		"-o", "url="+m.Endpoint, "-o", "use_path_request_style", "-o", "endpoint=us-east-1",
-		"-o", "passwd_file="+passwd, "-o", "allow_other",
+		"-o", "passwd_file="+passwd, "-o", "allow_other", "-o", "use_xattr",
 		"-o", "tmpdir="+root, "-o", "dbglevel=err")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
