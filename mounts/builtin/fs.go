@@ -129,23 +129,17 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 	}
 	// A file known from a listing only: its stored mtime needs a HEAD
 	// (ListObjectsV2 carries no metadata), as s3fs does per entry.
-	// A directory's marker ("dir/") is HEADed too, for its stored mtime
-	// and (object model) its mode and owner.
 	var (
-		head, marker ObjInfo
-		headErr      error
-		markerErr    error
-		isDir        bool
-		first        int64 // LastModified of the first key under the prefix, not the marker
-		g, gctx      = errgroup.WithContext(ctx)
-		listErrn     syscall.Errno
+		head     ObjInfo
+		headErr  error
+		isDir    bool
+		hasMark  bool  // the first key under the prefix is the marker "dir/"
+		first    int64 // LastModified of the first key under the prefix
+		g, gctx  = errgroup.WithContext(ctx)
+		listErrn syscall.Errno
 	)
 	g.Go(func() error {
 		head, headErr = f.cl.Head(gctx, f.key(rel))
-		return nil
-	})
-	g.Go(func() error {
-		marker, markerErr = f.cl.Head(gctx, f.dirKey(rel))
 		return nil
 	})
 	g.Go(func() error {
@@ -155,21 +149,25 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 			return nil
 		}
 		isDir = len(p.Objects) > 0 || len(p.Prefixes) > 0
-		if len(p.Objects) > 0 && p.Objects[0].Key != f.dirKey(rel) {
+		if len(p.Objects) > 0 {
 			first = p.Objects[0].MTime.UnixNano()
+			hasMark = p.Objects[0].Key == f.dirKey(rel)
 		}
 		return nil
 	})
 	_ = g.Wait()
 	if isDir {
 		e := entry{dir: true, headed: true, mtime: first}
-		if markerErr == nil {
-			e.mtime = max(e.mtime, marker.MTime.UnixNano())
-			if len(marker.Meta) > 0 {
+		if hasMark {
+			// The marker's metadata: its stored mtime (see fill) and,
+			// in the object model, its mode and owner. Only directories
+			// that have a marker pay this second request.
+			marker, err := f.cl.Head(ctx, f.dirKey(rel))
+			if err == nil && len(marker.Meta) > 0 {
 				e.meta = marker.Meta
+			} else if errno := toErrno(err); err != nil && errno != syscall.ENOENT && f.objectPerms() {
+				return entry{}, errno
 			}
-		} else if errno := toErrno(markerErr); errno != syscall.ENOENT && f.objectPerms() {
-			return entry{}, errno
 		}
 		f.meta.put(rel, e)
 		return e, 0
