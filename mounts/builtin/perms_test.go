@@ -160,6 +160,27 @@ func TestPermObjectModel(t *testing.T) {
 	}
 	equal(t, "after the owner's chmod", statOM(t, p("plain.txt")), ownerMode{syscall.S_IFREG | 0o700, 2000, 2000})
 
+	// On a file being written: rides with the upload.
+	w, err := os.Create(p("open.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString("open"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Chmod(0o604); err != nil {
+		t.Fatalf("fchmod of a file being written: %v", err)
+	}
+	if err := w.Chown(3000, 3001); err != nil {
+		t.Fatalf("fchown of a file being written: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	meta = headMeta(t, c, "objperm", "open.txt")
+	equal(t, "fchmod rode with the upload", meta["mode"], strconv.Itoa(syscall.S_IFREG|0o604))
+	equal(t, "fchown rode with the upload", meta["uid"]+":"+meta["gid"], "3000:3001")
+
 	// chmod +x, then run it.
 	if err := os.WriteFile(p("run.sh"), []byte("#!/bin/sh\necho ran\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -205,6 +226,7 @@ func TestPermObjectModel(t *testing.T) {
 	q := func(name string) string { return filepath.Join(dir2, name) }
 	equal(t, "remount: plain.txt", statOM(t, q("plain.txt")), ownerMode{syscall.S_IFREG | 0o700, 2000, 2000})
 	equal(t, "remount: run.sh", statOM(t, q("run.sh")).mode, uint32(syscall.S_IFREG|0o755))
+	equal(t, "remount: open.txt", statOM(t, q("open.txt")), ownerMode{syscall.S_IFREG | 0o604, 3000, 3001})
 	equal(t, "remount: s3fsdir", statOM(t, q("s3fsdir")), ownerMode{syscall.S_IFDIR | 0o750, 1234, 4321})
 	equal(t, "remount: pub/mine", statOM(t, q("pub/mine")), ownerMode{syscall.S_IFDIR | 0o755, 2000, 2000})
 	equal(t, "remount: pub/f", statOM(t, q("pub/f")), ownerMode{syscall.S_IFREG | 0o644, 2000, 2000})
