@@ -723,6 +723,15 @@ func (n *node) releaseWS() {
 func (n *node) sync(ctx context.Context) syscall.Errno {
 	n.syncMu.Lock()
 	defer n.syncMu.Unlock()
+	// After a publish the mtime shown is the upload's: the kernel's cached
+	// attributes (e.g. from create, when nothing was written) are dropped
+	// so stat and a later fstat agree. Runs after n.mu is released.
+	notify := false
+	defer func() {
+		if notify {
+			_ = n.NotifyContent(-1, 0) // attributes only, no page-cache range
+		}
+	}()
 	n.mu.Lock()
 	ws := n.ws
 	if ws == nil || !ws.dirty || ws.unlinked {
@@ -790,6 +799,7 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 		return ws.pubErr
 	}
 	ws.pubErr = 0
+	notify = true
 	n.info = entry{size: size, mtime: mtime, etag: info.ETag, headed: true, meta: meta}
 	n.infoExp = time.Now().Add(n.fsys.ttl())
 	n.cachedAs = ""
