@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,13 +71,32 @@ func (c posixCounts) String() string {
 	return fmt.Sprintf("%d passed %d failed %d n/a", c.pass, c.fail, c.na)
 }
 
-// runPosixtest runs the suite against dir in a child process and counts.
-func runPosixtest(t *testing.T, dir string) posixCounts {
+// runPosixtest runs the suite against dir in a child process and counts;
+// uid != 0 runs it as that user (uid:uid) in a directory dir/as-<uid> it
+// owns, from a copy of the test binary every user can run.
+func runPosixtest(t *testing.T, dir string, uid uint32) posixCounts {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestPosixtestChild$", "-test.v", "-test.count=1", "-test.timeout=7m")
+	bin := os.Args[0]
+	if uid != 0 {
+		sub := filepath.Join(dir, fmt.Sprintf("as-%d", uid))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(sub, int(uid), int(uid)); err != nil {
+			t.Fatalf("chown %s: %v", sub, err)
+		}
+		dir = sub
+		bin = publicCopy(t, os.Args[0])
+	}
+	cmd := exec.CommandContext(ctx, bin, "-test.run=^TestPosixtestChild$", "-test.v", "-test.count=1", "-test.timeout=7m")
 	cmd.Env = append(os.Environ(), "S3MOUNTS_POSIXTEST_DIR="+dir)
+	cmd.Dir = "/"
+	if uid != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		cmd.Env = append(cmd.Env, "HOME=/", "TMPDIR="+dir)
+	}
 	out, _ := cmd.CombinedOutput()
 	var c posixCounts
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
@@ -111,6 +131,35 @@ func runPosixtest(t *testing.T, dir string) posixCounts {
 		t.Logf("posixtest output against %s:\n%s", dir, failureLines(string(out)))
 	}
 	return c
+}
+
+var publicBin string
+
+// publicCopy copies the test binary where every uid can run it (go test's
+// build directory is 0700).
+func publicCopy(t *testing.T, src string) string {
+	t.Helper()
+	if publicBin != "" {
+		return publicBin
+	}
+	d, err := os.MkdirTemp("", "posixtest-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(d, "posixtest.test")
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	publicBin = dst
+	t.Cleanup(func() { os.RemoveAll(d); publicBin = "" })
+	return dst
 }
 
 func failureLines(out string) string {
@@ -195,17 +244,24 @@ func TestPosixSuite(t *testing.T) {
 		spec := m.Spec(bucket)
 		spec.Permissions = model
 		spec.NegativeTTL = 0
+		if model == "connector" {
+			// The other uid below writes as the connector's owner.
+			spec.UID, spec.GID = 2000, 2000
+		}
 		dir := mountPublic(t, spec)
-		results["builtin/"+model] = runPosixtest(t, dir)
+		results["builtin/"+model] = runPosixtest(t, dir, 0)
+		results["builtin/"+model+" as uid 2000"] = runPosixtest(t, dir, 2000)
 	}
 	if _, err := exec.LookPath("s3fs"); err == nil {
 		m.MakeBucket(t, "posixtest-s3fs", nil)
-		results["s3fs"] = runPosixtest(t, mountS3FSRaw(t, m, "posixtest-s3fs"))
+		sd := mountS3FSRaw(t, m, "posixtest-s3fs")
+		results["s3fs"] = runPosixtest(t, sd, 0)
+		results["s3fs as uid 2000"] = runPosixtest(t, sd, 2000)
 	} else {
 		t.Logf("s3fs not installed: no comparison row")
 	}
 	line := "posixtest:"
-	for _, k := range []string{"builtin/connector", "builtin/object", "s3fs"} {
+	for _, k := range []string{"builtin/connector", "builtin/object", "s3fs", "builtin/connector as uid 2000", "builtin/object as uid 2000", "s3fs as uid 2000"} {
 		if c, ok := results[k]; ok {
 			line += fmt.Sprintf(" %s %s;", k, c)
 		}
@@ -217,7 +273,9 @@ func TestPosixSuite(t *testing.T) {
 			t.Logf("%s failed: %s", k, strings.Join(c.failed, ", "))
 		}
 	}
-	if s, ok := results["s3fs"]; ok && results["builtin/object"].pass < s.pass {
-		t.Errorf("builtin/object passes %d posixtest checks, s3fs %d: it must pass at least as many", results["builtin/object"].pass, s.pass)
+	for _, as := range []string{"", " as uid 2000"} {
+		if s, ok := results["s3fs"+as]; ok && results["builtin/object"+as].pass < s.pass {
+			t.Errorf("builtin/object%s passes %d posixtest checks, s3fs %d: it must pass at least as many", as, results["builtin/object"+as].pass, s.pass)
+		}
 	}
 }
