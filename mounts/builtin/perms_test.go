@@ -469,6 +469,7 @@ func TestS3fsInteropModesXattrsDirs(t *testing.T) {
 	}
 
 	fromS3FS := write(sd, "s3fs-")
+	t.Logf("s3fs 1.90 wrote x-amz-meta-xattr %q, x-amz-meta-mode %q", headMeta(t, m.Client(t), "interop2", "s3fs-dir/file")["xattr"], headMeta(t, m.Client(t), "interop2", "s3fs-dir/file")["mode"])
 	bd := mountPublic(t, spec)
 	check("s3fs → built-in", bd, fromS3FS)
 	// A directory's mtime: s3fs stores one on the marker; both show it.
