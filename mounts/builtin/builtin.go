@@ -97,8 +97,10 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 			MaxWrite:      1 << 20,
 			MaxReadAhead:  1 << 20,
 			MaxBackground: 64,
-			DisableXAttrs: true,
-			DirectMount:   true,
+			// user.* xattrs are stored (xattr.go); security.capability,
+			// asked before every write, is answered by go-fuse itself.
+			IgnoreSecurityLabels: true,
+			DirectMount:          true,
 			// Replies come from memory; splice only costs a failed pipe resize
 			// per 1 MiB read.
 			DisableSplice: true,
@@ -111,6 +113,11 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 		NegativeTimeout: &neg,
 		UID:             spec.UID,
 		GID:             spec.GID,
+	}
+	if fsys.objectPerms() {
+		// go-fuse puts Options.UID/GID in place of a 0 owner: in this
+		// model uid 0 is an object's real owner.
+		opts.UID, opts.GID = 0, 0
 	}
 	// As root, the mount point (which a user may be able to rename or
 	// replace) is checked and held open, the filesystem mounted at a

@@ -28,6 +28,9 @@ type dirHandle struct {
 	cancel  context.CancelFunc
 	sh      shadower
 	err     syscall.Errno
+	// newest: the newest LastModified among the listed keys (the
+	// directory's mtime when its marker has no stored one).
+	newest int64
 }
 
 type pageResult struct {
@@ -91,6 +94,7 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 		if !ok {
 			d.sh.finish(emit)
 			d.done = true
+			d.n.sawChildren(d.newest)
 			if d.keep {
 				l := d.n.fsys.meta.putListing(d.rel, d.ents)
 				d.n.mu.Lock()
@@ -104,6 +108,9 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 			d.done = true
 			d.keep = false
 			return d.err
+		}
+		for _, o := range r.page.Objects {
+			d.newest = max(d.newest, o.MTime.UnixNano())
 		}
 		d.sh.feed(r.page, emit)
 		if d.keep && !d.n.fsys.meta.canList(len(d.ents)) {
@@ -162,6 +169,11 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		// entry, so that a program that stats the file makes the kernel
 		// look it up (one HEAD, as s3fs makes per entry); readdir alone
 		// (ls -f, find) costs none.
+		return nil, syscall.ENOENT
+	}
+	if d.last.entry.dir && !d.last.entry.headed && d.n.fsys.objectPerms() {
+		// permissions = "object": a directory's mode and owner are on its
+		// marker, which a listing does not carry.
 		return nil, syscall.ENOENT
 	}
 	ch := d.n.newChild(ctx, name, d.last.entry)

@@ -660,8 +660,14 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 			return 0
 		}
 	}
-	return h.n.sync(ctx)
+	return h.n.sync(uninterrupted(ctx))
 }
+
+// uninterrupted keeps a close's or fsync's upload going when the kernel
+// relays a signal (FUSE_INTERRUPT): Go programs get SIGURG (goroutine
+// preemption) at any moment and never retry close(2), so an EINTR there
+// would be a lost write for them. The upload is bounded by stall_timeout.
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // Fsync publishes the file as written so far, as a complete object,
 // whichever process holding a descriptor opened for writing asks (a
@@ -670,7 +676,7 @@ func (h *fileHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if h.ws == nil || !h.writer {
 		return 0
 	}
-	return h.n.sync(ctx)
+	return h.n.sync(uninterrupted(ctx))
 }
 
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
@@ -717,6 +723,15 @@ func (n *node) releaseWS() {
 func (n *node) sync(ctx context.Context) syscall.Errno {
 	n.syncMu.Lock()
 	defer n.syncMu.Unlock()
+	// After a publish the mtime shown is the upload's: the kernel's cached
+	// attributes (e.g. from create, when nothing was written) are dropped
+	// so stat and a later fstat agree. Runs after n.mu is released.
+	notify := false
+	defer func() {
+		if notify {
+			_ = n.NotifyContent(-1, 0) // attributes only, no page-cache range
+		}
+	}()
 	n.mu.Lock()
 	ws := n.ws
 	if ws == nil || !ws.dirty || ws.unlinked {
@@ -784,6 +799,7 @@ func (n *node) sync(ctx context.Context) syscall.Errno {
 		return ws.pubErr
 	}
 	ws.pubErr = 0
+	notify = true
 	n.info = entry{size: size, mtime: mtime, etag: info.ETag, headed: true, meta: meta}
 	n.infoExp = time.Now().Add(n.fsys.ttl())
 	n.cachedAs = ""

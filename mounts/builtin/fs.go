@@ -39,6 +39,12 @@ type node struct {
 	fsys *FS
 	dir  bool
 	link bool
+	// special: S_IFIFO, S_IFSOCK, S_IFCHR or S_IFBLK for such a node
+	// (object model), else 0.
+	special uint32
+	// unlinked: removed through this mount; fstat of a descriptor still
+	// open on it shows st_nlink 0.
+	unlinked bool
 
 	mu       sync.Mutex
 	syncMu   sync.Mutex // serialises uploads of this file (flushes of dup'd handles)
@@ -76,25 +82,33 @@ func (f *FS) dirKey(rel string) string {
 }
 
 func (f *FS) fill(out *fuse.Attr, e entry) {
-	out.Owner = fuse.Owner{Uid: f.spec.UID, Gid: f.spec.GID}
+	mode, uid, gid := f.ownerMode(e)
+	out.Owner = fuse.Owner{Uid: uid, Gid: gid}
+	out.Mode = mode
 	if e.dir {
-		out.Mode = syscall.S_IFDIR | uint32(f.spec.DirMode.Perm())
 		out.Size = 4096
 		out.Nlink = 2
+		// The marker's stored mtime (x-amz-meta-mtime) if it has one, else
+		// the newest of the marker's LastModified and the children seen in
+		// listings; the mount's start time while none is known (a
+		// directory seen only as a prefix in its parent's listing).
 		t := f.started
-		out.SetTimes(&t, &t, &t)
-	} else if e.link {
-		out.Mode = syscall.S_IFLNK | 0o777
-		out.Size = uint64(e.size)
-		out.Nlink = 1
-		t := e.time()
+		if ns, ok := metaMTimeOf(e.meta); ok {
+			t = time.Unix(0, ns) // set with utimensat (or by s3fs): wins
+		} else if e.mtime != 0 {
+			t = e.time()
+		}
 		out.SetTimes(&t, &t, &t)
 	} else {
-		out.Mode = syscall.S_IFREG | uint32(f.spec.FileMode.Perm())
 		out.Size = uint64(e.size)
 		out.Nlink = 1
 		t := e.time()
 		out.SetTimes(&t, &t, &t)
+		if t := f.specialType(e); t == syscall.S_IFCHR || t == syscall.S_IFBLK {
+			if rdev, ok := metaUint(e.meta, metaRdev); ok {
+				out.Rdev = rdev
+			}
+		}
 	}
 	out.Blksize = 1 << 20
 	out.Blocks = (out.Size + 511) / 512
@@ -107,7 +121,7 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 	if rel == "" {
 		return entry{dir: true}, 0
 	}
-	if e, exists, found := f.meta.lookup(rel); found && (!exists || e.dir || e.headed) {
+	if e, exists, found := f.meta.lookup(rel); found && (!exists || (e.dir && !f.objectPerms()) || e.headed) {
 		if !exists {
 			return entry{}, syscall.ENOENT
 		}
@@ -119,6 +133,8 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 		head     ObjInfo
 		headErr  error
 		isDir    bool
+		hasMark  bool  // the first key under the prefix is the marker "dir/"
+		first    int64 // LastModified of the first key under the prefix
 		g, gctx  = errgroup.WithContext(ctx)
 		listErrn syscall.Errno
 	)
@@ -133,11 +149,26 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 			return nil
 		}
 		isDir = len(p.Objects) > 0 || len(p.Prefixes) > 0
+		if len(p.Objects) > 0 {
+			first = p.Objects[0].MTime.UnixNano()
+			hasMark = p.Objects[0].Key == f.dirKey(rel)
+		}
 		return nil
 	})
 	_ = g.Wait()
 	if isDir {
-		e := entry{dir: true}
+		e := entry{dir: true, headed: true, mtime: first}
+		if hasMark {
+			// The marker's metadata: its stored mtime (see fill) and,
+			// in the object model, its mode and owner. Only directories
+			// that have a marker pay this second request.
+			marker, err := f.cl.Head(ctx, f.dirKey(rel))
+			if err == nil && len(marker.Meta) > 0 {
+				e.meta = marker.Meta
+			} else if errno := toErrno(err); err != nil && errno != syscall.ENOENT && f.objectPerms() {
+				return entry{}, errno
+			}
+		}
 		f.meta.put(rel, e)
 		return e, 0
 	}
@@ -162,18 +193,20 @@ func (f *FS) ttl() time.Duration { return f.spec.MetadataTTL }
 // live inode of the same type.
 func (n *node) newChild(ctx context.Context, name string, e entry) *fs.Inode {
 	if ch := n.GetChild(name); ch != nil {
-		if cn, ok := ch.Operations().(*node); ok && cn.dir == e.dir && cn.link == e.link {
+		if cn, ok := ch.Operations().(*node); ok && cn.dir == e.dir && cn.link == e.link && cn.special == n.fsys.specialType(e) {
 			cn.setInfo(e)
 			return ch
 		}
 	}
-	cn := &node{fsys: n.fsys, dir: e.dir, link: e.link}
+	cn := &node{fsys: n.fsys, dir: e.dir, link: e.link, special: n.fsys.specialType(e)}
 	cn.info, cn.infoExp = e, time.Now().Add(n.fsys.ttl())
 	mode := uint32(syscall.S_IFREG)
 	if e.dir {
 		mode = syscall.S_IFDIR
 	} else if e.link {
 		mode = syscall.S_IFLNK
+	} else if cn.special != 0 {
+		mode = cn.special
 	}
 	return n.NewInode(ctx, cn, fs.StableAttr{Mode: mode})
 }
@@ -183,6 +216,14 @@ func (n *node) setInfo(e entry) {
 	defer n.mu.Unlock()
 	if n.ws != nil {
 		return // our own staged content is the truth while a writer is open
+	}
+	if n.dir {
+		// A directory's mtime is the newest seen (see fill); a listing's
+		// entry (no marker metadata) does not forget what a stat learnt.
+		e.mtime = max(e.mtime, n.info.mtime)
+		if !e.headed && n.info.headed && time.Now().Before(n.infoExp) {
+			e.meta, e.headed = n.info.meta, true
+		}
 	}
 	n.info, n.infoExp = e, time.Now().Add(n.fsys.ttl())
 }
@@ -210,6 +251,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 func (n *node) attrOut(out *fuse.Attr) {
 	n.mu.Lock()
 	e := n.info
+	unlinked := n.unlinked
 	var mode uint32
 	if n.ws != nil {
 		e.size = n.ws.size
@@ -219,6 +261,9 @@ func (n *node) attrOut(out *fuse.Attr) {
 	n.mu.Unlock()
 	e.dir, e.link = n.dir, n.link
 	n.fsys.fill(out, e)
+	if unlinked {
+		out.Nlink = 0
+	}
 	if mode != 0 {
 		out.Mode = out.Mode&^07777 | mode
 	}
@@ -227,7 +272,7 @@ func (n *node) attrOut(out *fuse.Attr) {
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.mu.Lock()
 	// A file known from a listing only is HEADed once for its stored mtime.
-	fresh := n.ws != nil || n.dir || (n.info.headed && time.Now().Before(n.infoExp))
+	fresh := n.ws != nil || (n.dir && !n.fsys.objectPerms()) || n.IsRoot() || (n.info.headed && time.Now().Before(n.infoExp))
 	n.mu.Unlock()
 	if !fresh {
 		rel := n.rel()
@@ -235,7 +280,7 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut)
 		if errno != 0 {
 			return errno
 		}
-		if !e.dir {
+		if e.dir == n.dir {
 			n.setInfo(e)
 		}
 	}

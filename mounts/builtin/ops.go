@@ -45,7 +45,8 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	now := time.Now().UnixNano()
 	ws := &writeState{f: tmp, refs: 1, dirty: true, mtime: now, created: true, st: f.newStream(f.key(rel), tmp)}
-	ch := n.newChild(ctx, name, entry{mtime: now})
+	ce := entry{mtime: now, meta: f.newObjectMeta(ctx, syscall.S_IFREG|mode&0o7777)}
+	ch := n.newChild(ctx, name, ce)
 	cn := ch.Operations().(*node)
 	cn.mu.Lock()
 	if cn.ws != nil {
@@ -66,7 +67,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		cn.mu.Unlock()
 	} else {
 		cn.ws = ws
-		cn.info = entry{mtime: now}
+		cn.info = ce
 		cn.mu.Unlock()
 	}
 	f.meta.changed(rel)
@@ -89,12 +90,18 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	} else if errno != syscall.ENOENT {
 		return nil, errno
 	}
-	if _, err := f.cl.Put(ctx, f.dirKey(rel), bytes.NewReader(nil), 0, nil); err != nil {
+	meta := f.newObjectMeta(ctx, syscall.S_IFDIR|mode&0o7777)
+	info, err := f.cl.Put(ctx, f.dirKey(rel), bytes.NewReader(nil), 0, meta)
+	if err != nil {
 		return nil, toErrno(err)
 	}
+	e := entry{dir: true, headed: true, mtime: info.MTime.UnixNano(), meta: meta}
+	if e.mtime <= 0 {
+		e.mtime = time.Now().UnixNano()
+	}
 	f.meta.changed(rel)
-	f.meta.put(rel, entry{dir: true})
-	ch := n.newChild(ctx, name, entry{dir: true})
+	f.meta.put(rel, e)
+	ch := n.newChild(ctx, name, e)
 	ch.Operations().(*node).attrOut(&out.Attr)
 	return ch, 0
 }
@@ -127,6 +134,13 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	if err := f.cl.Delete(ctx, f.key(rel)); err != nil {
 		return toErrno(err)
+	}
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*node); ok {
+			cn.mu.Lock()
+			cn.unlinked = true // fstat of an open descriptor: st_nlink 0
+			cn.mu.Unlock()
+		}
 	}
 	f.meta.changed(rel)
 	f.meta.putNeg(rel)
@@ -294,7 +308,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	f := n.fsys
 	// Nothing is changed unless everything asked can be: refuse first.
-	if errno := n.checkOwnerMode(in); errno != 0 {
+	if f.objectPerms() {
+		if errno := n.setOwnerModeObject(ctx, fh, in, true); errno != 0 {
+			return errno
+		}
+	} else if errno := n.checkOwnerMode(in); errno != 0 {
 		return errno
 	}
 	size, hasSize := in.GetSize()
@@ -377,6 +395,11 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 			return errno
 		}
 	}
+	if f.objectPerms() {
+		if errno := n.setOwnerModeObject(ctx, fh, in, false); errno != 0 {
+			return errno
+		}
+	}
 	n.attrOut(&out.Attr)
 	return 0
 }
@@ -392,8 +415,22 @@ func (n *node) setMTime(ctx context.Context, fh fs.FileHandle, t time.Time, now 
 		return syscall.EROFS
 	}
 	if n.dir {
-		slog.Debug("refusing to set a directory's times: directory times are not kept (a directory is a key prefix)", "path", n.rel())
-		return syscall.EPERM
+		if now {
+			// "Now": what a directory shows anyway once it changes; a
+			// stored time would freeze it (see fill).
+			return n.updateMeta(ctx, func(meta map[string]string) error {
+				for k := range meta {
+					if isMTimeKey(k) {
+						delete(meta, k)
+					}
+				}
+				return nil
+			})
+		}
+		return n.updateMeta(ctx, func(meta map[string]string) error {
+			metaSet(meta, metaMTime, formatMTime(t.UnixNano()))
+			return nil
+		})
 	}
 	ns := t.UnixNano()
 	n.mu.Lock()

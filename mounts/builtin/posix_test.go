@@ -163,8 +163,11 @@ func TestMTimesStoredAndRead(t *testing.T) {
 		t.Fatalf("tar x: %v: %s", err, out)
 	}
 
-	// A directory's times are not kept: refused, not ignored.
-	equal(t, "utimensat of a directory", errnoOf(os.Chtimes(filepath.Join(dir, "d"), ta, ta)), syscall.EPERM)
+	// A directory's times are stored on its marker (TestPosixDirMTime).
+	if err := os.Chtimes(filepath.Join(dir, "d"), ta, ta); err != nil {
+		t.Fatalf("utimensat of a directory: %v", err)
+	}
+	equal(t, "a directory's mtime", mtimeOf(t, filepath.Join(dir, "d")).UnixNano(), ta.UnixNano())
 
 	// Through a fresh mount, by lookup and by listing.
 	dir2, _ := mount(t, spec)
@@ -199,15 +202,24 @@ func TestMTimesStoredAndRead(t *testing.T) {
 }
 
 // TestRsyncTwiceTransfersNothing: rsync -a of an unchanged 50-file tree
-// into a mount transfers 0 files the second time, also through a remount.
+// into a mount transfers 0 files the second time, also through a remount,
+// in both permission models, and keeps the directory's mtime.
 func TestRsyncTwiceTransfersNothing(t *testing.T) {
 	testenv.RequireFUSE(t)
 	if _, err := exec.LookPath("rsync"); err != nil {
 		t.Skip("rsync not installed (Debian: apt-get install rsync; scripts/setup.sh installs it)")
 	}
 	m := testenv.StartMinIO(t)
-	m.MakeBucket(t, "rsyncb", map[string]string{"tree/": ""})
-	spec := m.Spec("rsyncb")
+	for _, model := range []string{"connector", "object"} {
+		t.Run(model, func(t *testing.T) { rsyncTwice(t, m, model) })
+	}
+}
+
+func rsyncTwice(t *testing.T, m *testenv.MinIO, model string) {
+	bucket := "rsyncb-" + model
+	m.MakeBucket(t, bucket, map[string]string{"tree/": ""})
+	spec := m.Spec(bucket)
+	spec.Permissions = model
 	src := t.TempDir()
 	for i := 0; i < 50; i++ {
 		p := filepath.Join(src, fmt.Sprintf("f%02d.bin", i))
@@ -215,10 +227,16 @@ func TestRsyncTwiceTransfersNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A directory time in another second than the marker's LastModified
+	// (rsync compares whole seconds here), so that rsync sets it.
+	old := time.Date(2019, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(src, old, old); err != nil {
+		t.Fatal(err)
+	}
 	rsync := func(dir string) string {
 		t.Helper()
-		// -O: directory times are not kept (EPERM), see docs/SEMANTICS.md.
-		out, err := exec.Command("rsync", "-a", "-O", "--stats", src+"/", filepath.Join(dir, "tree")+"/").CombinedOutput()
+		// Directory times too (stored on the marker, docs/SEMANTICS.md).
+		out, err := exec.Command("rsync", "-a", "--stats", src+"/", filepath.Join(dir, "tree")+"/").CombinedOutput()
 		if err != nil {
 			t.Fatalf("rsync: %v\n%s", err, out)
 		}
@@ -235,6 +253,7 @@ func TestRsyncTwiceTransfersNothing(t *testing.T) {
 	if out := rsync(dir2); !strings.Contains(out, "Number of regular files transferred: 0") {
 		t.Fatalf("rsync through a fresh mount transferred files again:\n%s", out)
 	}
+	equal(t, "the directory's mtime kept", mtimeOf(t, filepath.Join(dir2, "tree")).UnixNano(), old.UnixNano())
 }
 
 // TestMTimeInteropWithS3FS: one bucket, mtimes and symlinks made through

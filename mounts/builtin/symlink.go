@@ -57,15 +57,16 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 		return nil, errno
 	}
 	now := time.Now().Unix() * 1e9
-	meta := map[string]string{
-		metaMode:  strconv.FormatUint(uint64(syscall.S_IFLNK|0o777), 10),
-		metaMTime: formatMTime(now),
+	meta := f.newObjectMeta(ctx, syscall.S_IFLNK|0o777) // object model: the creator's uid/gid
+	if meta == nil {
+		meta = map[string]string{metaMode: strconv.FormatUint(uint64(syscall.S_IFLNK|0o777), 10)}
 	}
+	meta[metaMTime] = formatMTime(now)
 	info, err := f.cl.Put(ctx, f.key(rel), bytes.NewReader([]byte(target)), int64(len(target)), meta)
 	if err != nil {
 		return nil, toErrno(err)
 	}
-	e := entry{size: int64(len(target)), mtime: now, etag: info.ETag, headed: true, link: true}
+	e := entry{size: int64(len(target)), mtime: now, etag: info.ETag, headed: true, link: true, meta: meta}
 	f.meta.changed(rel)
 	f.meta.put(rel, e)
 	ch := n.newChild(ctx, name, e)
