@@ -307,6 +307,7 @@ func (m *Mount) List(ctx context.Context, dir, cursor string, limit int) (mounts
 	page := mounts.Page{NextCursor: p.Next}
 	sh := shadower{dirPrefix: prefix}
 	emit := func(e dirent) {
+		f.meta.enrich(rel, &e)
 		key := prefix + e.name
 		if e.dir {
 			key += "/"

@@ -21,6 +21,23 @@ type entry struct {
 	// meta: the object's user metadata from a HEAD (nil when none), kept
 	// across a rewrite (s3fs's mode/uid/gid, xattrs).
 	meta map[string]string
+	// lm: the object's LastModified in unix seconds when headed (0: not
+	// known, e.g. our own upload), to tell a metadata-only change by
+	// another client (same ETag, new LastModified) from the version known.
+	lm int64
+}
+
+// knownMeta is the metadata known of one object beyond what a listing says
+// (its stored mtime, link flag, user metadata), from a HEAD or our own
+// write; it applies to a listed entry only while that entry's ETag, size
+// (and LastModified, when known) are the ones it was learnt with.
+type knownMeta struct {
+	etag  string
+	size  int64
+	lm    int64
+	mtime int64
+	link  bool
+	meta  map[string]string
 }
 
 func (e entry) time() time.Time {
@@ -57,8 +74,11 @@ type metaCache struct {
 	maxAttrs    int
 	maxListed   int
 
-	mu     sync.Mutex
-	attrs  map[string]attr
+	mu    sync.Mutex
+	attrs map[string]attr
+	// known is what HEADs and our own writes taught us (see knownMeta):
+	// no TTL, since it is checked against each listing's ETag and size.
+	known  map[string]knownMeta
 	neg    map[string]time.Time
 	dirs   map[string]*listing
 	listed int
@@ -66,7 +86,7 @@ type metaCache struct {
 
 func newMetaCache(ttl, negTTL time.Duration) *metaCache {
 	return &metaCache{ttl: ttl, negTTL: negTTL, maxAttrs: 200_000, maxListed: 300_000,
-		attrs: map[string]attr{}, neg: map[string]time.Time{}, dirs: map[string]*listing{}}
+		attrs: map[string]attr{}, known: map[string]knownMeta{}, neg: map[string]time.Time{}, dirs: map[string]*listing{}}
 }
 
 // lookup answers for path from the cache: found says whether the answer is
@@ -107,6 +127,9 @@ func (c *metaCache) put(path string, e entry) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if e.headed && !e.dir {
+		c.rememberLocked(path, e)
+	}
 	delete(c.neg, path)
 	c.trimLocked()
 	c.attrs[path] = attr{entry: e, expires: time.Now().Add(c.ttl)}
@@ -152,6 +175,40 @@ func (c *metaCache) trimLocked() {
 		}
 		delete(c.neg, k)
 	}
+}
+
+// maxKnown bounds the known-metadata table (entries).
+const maxKnown = 100_000
+
+func (c *metaCache) rememberLocked(path string, e entry) {
+	if _, ok := c.known[path]; !ok && len(c.known) >= maxKnown {
+		for k := range c.known { // arbitrary ones (map order is random)
+			delete(c.known, k)
+			if len(c.known) < maxKnown*3/4 {
+				break
+			}
+		}
+	}
+	c.known[path] = knownMeta{etag: e.etag, size: e.size, lm: e.lm, mtime: e.mtime, link: e.link, meta: e.meta}
+}
+
+// enrich gives a listed file of dir the metadata known of it (stored mtime,
+// link, user metadata) while its ETag, size and LastModified match what it
+// was learnt with; a listing alone carries none of it.
+func (c *metaCache) enrich(dir string, d *dirent) {
+	if d.dir || d.headed {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.known) == 0 {
+		return
+	}
+	k, ok := c.known[joinPath(dir, d.name)]
+	if !ok || k.etag != d.etag || k.size != d.size || (k.lm != 0 && k.lm != d.mtime/1e9) {
+		return
+	}
+	d.mtime, d.link, d.meta, d.headed, d.lm = k.mtime, k.link, k.meta, true, k.lm
 }
 
 // listingFor returns the fresh cached listing of dir, or nil.
@@ -220,6 +277,7 @@ func (c *metaCache) drop(path string) {
 	defer c.mu.Unlock()
 	if path == "" {
 		c.attrs = map[string]attr{}
+		c.known = map[string]knownMeta{}
 		c.neg = map[string]time.Time{}
 		c.dirs = map[string]*listing{}
 		c.listed = 0
@@ -234,6 +292,11 @@ func (c *metaCache) drop(path string) {
 	for k := range c.neg {
 		if under(k) {
 			delete(c.neg, k)
+		}
+	}
+	for k := range c.known {
+		if under(k) {
+			delete(c.known, k)
 		}
 	}
 	for k := range c.dirs {

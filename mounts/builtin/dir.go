@@ -85,7 +85,9 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 		case <-ctx.Done():
 			return syscall.EINTR
 		}
+		meta := d.n.fsys.meta
 		emit := func(e dirent) {
+			meta.enrich(d.rel, &e)
 			d.ents = append(d.ents, e)
 		}
 		if !ok {
@@ -157,11 +159,11 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if d.last.name != name {
 		return d.n.Lookup(ctx, name, out)
 	}
-	if !d.last.entry.dir && !d.last.entry.headed {
-		// A listing carries no stored mtime (x-amz-meta-mtime): a plain
-		// entry, so that a program that stats the file makes the kernel
-		// look it up (one HEAD, as s3fs makes per entry); readdir alone
-		// (ls -f, find) costs none.
+	if !d.last.entry.dir && !d.last.entry.headed && d.n.fsys.objectPerms() {
+		// permissions = "object": mode/uid/gid need the object's own
+		// metadata, so a plain entry, looked up (HEADed) if stat'ed. In the
+		// connector model the listing's attributes are the answer (ls -l
+		// costs no HEAD), with what is known of the object (enrich).
 		return nil, syscall.ENOENT
 	}
 	ch := d.n.newChild(ctx, name, d.last.entry)

@@ -107,14 +107,16 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 	if rel == "" {
 		return entry{dir: true}, 0
 	}
-	if e, exists, found := f.meta.lookup(rel); found && (!exists || e.dir || e.headed) {
+	// A fresh listing of the parent is authoritative for what it says
+	// (size, LastModified as mtime): no HEAD, unless the model needs each
+	// object's own mode/uid/gid (permissions = "object"). A name no fresh
+	// listing answers for is HEADed, which reads its stored mtime.
+	if e, exists, found := f.meta.lookup(rel); found && (!exists || e.dir || e.headed || !f.objectPerms()) {
 		if !exists {
 			return entry{}, syscall.ENOENT
 		}
 		return e, 0
 	}
-	// A file known from a listing only: its stored mtime needs a HEAD
-	// (ListObjectsV2 carries no metadata), as s3fs does per entry.
 	var (
 		head     ObjInfo
 		headErr  error
@@ -157,6 +159,11 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 }
 
 func (f *FS) ttl() time.Duration { return f.spec.MetadataTTL }
+
+// objectPerms: permissions = "object", where every file's mode, uid and
+// gid come from its own metadata, so a file known from a listing only is
+// HEADed before the kernel sees its attributes.
+func (f *FS) objectPerms() bool { return f.spec.Permissions == "object" }
 
 // newChild returns the inode for name under n with entry e, reusing a
 // live inode of the same type.
@@ -226,8 +233,9 @@ func (n *node) attrOut(out *fuse.Attr) {
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.mu.Lock()
-	// A file known from a listing only is HEADed once for its stored mtime.
-	fresh := n.ws != nil || n.dir || (n.info.headed && time.Now().Before(n.infoExp))
+	// What a fresh listing said is enough (see stat), except where the
+	// permission model needs each object's own metadata.
+	fresh := n.ws != nil || n.dir || ((n.info.headed || !n.fsys.objectPerms()) && time.Now().Before(n.infoExp))
 	n.mu.Unlock()
 	if !fresh {
 		rel := n.rel()
