@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // entry is what is known of one name: a directory, or a file with size,
@@ -71,6 +72,7 @@ type attr struct {
 // S3 every time and never cached whole.
 type metaCache struct {
 	ttl, negTTL time.Duration
+	maxBytes    int64
 	maxAttrs    int
 	maxListed   int
 
@@ -84,8 +86,14 @@ type metaCache struct {
 	listed int
 }
 
-func newMetaCache(ttl, negTTL time.Duration) *metaCache {
-	return &metaCache{ttl: ttl, negTTL: negTTL, maxAttrs: 200_000, maxListed: 300_000,
+// defaultMetadataMax is [cache] metadata_max's default (Spec.MetadataMax 0).
+const defaultMetadataMax = 256 << 20
+
+func newMetaCache(ttl, negTTL time.Duration, maxBytes int64) *metaCache {
+	if maxBytes <= 0 {
+		maxBytes = defaultMetadataMax
+	}
+	return &metaCache{ttl: ttl, negTTL: negTTL, maxBytes: maxBytes, maxAttrs: 200_000, maxListed: 300_000,
 		attrs: map[string]attr{}, known: map[string]knownMeta{}, neg: map[string]time.Time{}, dirs: map[string]*listing{}}
 }
 
@@ -306,6 +314,37 @@ func (c *metaCache) drop(path string) {
 	}
 	dir, _ := splitPath(path)
 	c.dropListingLocked(dir)
+}
+
+// Rough sizes, in bytes, of what the cache holds beside the names.
+const (
+	direntSize = int(unsafe.Sizeof(dirent{})) + 48 // + its slot in the name index
+	attrSize   = int(unsafe.Sizeof(attr{})) + 64   // + map slot and key header
+	knownSize  = int(unsafe.Sizeof(knownMeta{})) + 64
+)
+
+// usage is the cache's size in bytes (an estimate of the heap it holds),
+// its entry count and its bound.
+func (c *metaCache) usage() (bytes, entries, limit int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.dirs {
+		for i := range l.ents {
+			bytes += int64(direntSize + len(l.ents[i].name) + len(l.ents[i].etag))
+		}
+		entries += int64(len(l.ents))
+	}
+	for k, a := range c.attrs {
+		bytes += int64(attrSize + len(k) + len(a.etag))
+	}
+	for k := range c.neg {
+		bytes += int64(64 + len(k))
+	}
+	for k, m := range c.known {
+		bytes += int64(knownSize + len(k) + len(m.etag))
+	}
+	entries += int64(len(c.attrs) + len(c.neg) + len(c.known))
+	return bytes, entries, c.maxBytes
 }
 
 // splitPath splits "a/b/c" into "a/b" and "c"; "c" into "" and "c".

@@ -15,12 +15,14 @@ import (
 
 // FS is one mounted bucket (or prefix of one).
 type FS struct {
-	spec    mounts.Spec
-	cl      ObjectClient
-	prefix  string
-	meta    *metaCache
-	budget  *bufBudget
-	staging string
+	spec   mounts.Spec
+	cl     ObjectClient
+	prefix string
+	meta   *metaCache
+	// requests counts the S3 requests sent, by operation (Stats).
+	requests *requestCounts
+	budget   *bufBudget
+	staging  string
 	// stagingBudget caps the disk space of staging files ([cache] max_staging).
 	stagingBudget *stagingBudget
 	// Write streams: free part buffers, and slots for those in flight.
