@@ -84,6 +84,10 @@ type metaCache struct {
 	neg    map[string]time.Time
 	dirs   map[string]*listing
 	listed int
+	// hints are split points of big folders from their last complete
+	// listing (an entry every listPageSize), for the next parallel listing.
+	hints     map[string][]string
+	hintBytes int
 }
 
 // defaultMetadataMax is [cache] metadata_max's default (Spec.MetadataMax 0).
@@ -345,6 +349,46 @@ func (c *metaCache) usage() (bytes, entries, limit int64) {
 	}
 	entries += int64(len(c.attrs) + len(c.neg) + len(c.known))
 	return bytes, entries, c.maxBytes
+}
+
+// maxHintBytes bounds the split points kept for parallel listings.
+const maxHintBytes = 4 << 20
+
+// splitHints returns the split points kept for the folder prefix.
+func (c *metaCache) splitHints(prefix string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hints[prefix]
+}
+
+// putSplitHints keeps split points of the folder prefix (sorted).
+func (c *metaCache) putSplitHints(prefix string, pts []string) {
+	size := func(p []string) (n int) {
+		for _, s := range p {
+			n += len(s) + 16
+		}
+		return n
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hints == nil {
+		c.hints = map[string][]string{}
+	}
+	c.hintBytes -= size(c.hints[prefix])
+	delete(c.hints, prefix)
+	n := size(pts)
+	if len(pts) == 0 || n > maxHintBytes/4 {
+		return
+	}
+	for k, v := range c.hints {
+		if c.hintBytes+n <= maxHintBytes {
+			break
+		}
+		c.hintBytes -= size(v)
+		delete(c.hints, k)
+	}
+	c.hints[prefix] = pts
+	c.hintBytes += n
 }
 
 // splitPath splits "a/b/c" into "a/b" and "c"; "c" into "" and "c".

@@ -59,18 +59,21 @@ func (d *dirHandle) start() {
 	d.pages = make(chan pageResult, 2)
 	go func() {
 		defer close(d.pages)
-		token := ""
-		for {
-			p, err := f.cl.List(ctx, f.dirKey(d.rel), "/", token, 1000)
+		// In key order, from parallel key-range streams on big folders
+		// (list.go).
+		err := f.listStream(ctx, f.dirKey(d.rel), func(p ListPage) bool {
 			select {
-			case d.pages <- pageResult{p, err}:
+			case d.pages <- pageResult{page: p}:
+				return true
 			case <-ctx.Done():
-				return
+				return false
 			}
-			if err != nil || p.Next == "" {
-				return
+		})
+		if err != nil {
+			select {
+			case d.pages <- pageResult{err: err}:
+			case <-ctx.Done():
 			}
-			token = p.Next
 		}
 	}()
 }

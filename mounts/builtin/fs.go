@@ -19,6 +19,8 @@ type FS struct {
 	cl     ObjectClient
 	prefix string
 	meta   *metaCache
+	// lst is the state of this mount's folder listings (list.go).
+	lst listState
 	// requests counts the S3 requests sent, by operation (Stats).
 	requests *requestCounts
 	budget   *bufBudget

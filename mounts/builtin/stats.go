@@ -53,6 +53,11 @@ func (c countClient) List(ctx context.Context, prefix, delim, token string, max 
 	return c.ObjectClient.List(ctx, prefix, delim, token, max)
 }
 
+func (c countClient) ListAfter(ctx context.Context, prefix, delim, startAfter string, max int32) (ListPage, error) {
+	c.n[opList].Add(1)
+	return c.ObjectClient.ListAfter(ctx, prefix, delim, startAfter, max)
+}
+
 func (c countClient) Head(ctx context.Context, key string) (ObjInfo, error) {
 	c.n[opHead].Add(1)
 	return c.ObjectClient.Head(ctx, key)
