@@ -1,6 +1,7 @@
 package builtin_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,4 +71,63 @@ func TestLsLongMakesNoHead(t *testing.T) {
 	}
 	equal(t, "size by lookup", fi.Size(), int64(6))
 	equal(t, "HeadObject requests for a stat by path", mnt2.(mounts.StatsReporter).Stats().Requests["HeadObject"], uint64(2))
+}
+
+// TestParallelListingRealMount: `ls -f` of a 20k-entry folder (with names
+// outside [A-Za-z0-9], UTF-8, names that sort between a name and its
+// folder, and folders spread across the key space) through a real mount
+// on MinIO returns exactly the object names, listed in parallel streams.
+func TestParallelListingRealMount(t *testing.T) {
+	testenv.RequireFUSE(t)
+	m := testenv.StartMinIO(t)
+	m.MakeBucket(t, "plist", nil)
+	c := m.Client(t)
+	const n = 20000
+	putMany(t, c, "plist", "big/", n-400)
+	want := map[string]bool{}
+	for i := 0; i < n-400; i++ {
+		want["f"+pad(i)] = true
+	}
+	var odd []string
+	for i := 0; i < 100; i++ {
+		odd = append(odd, fmt.Sprintf("ü-%d", i), fmt.Sprintf("name with space %d", i), fmt.Sprintf("f%05d-1", i*150), fmt.Sprintf("日本語 %d.txt", i))
+	}
+	for i, name := range odd {
+		key := "big/" + name
+		if i%4 == 2 {
+			key = fmt.Sprintf("big/f%05d/inner", i/4*150) // a folder between f… names
+			name = fmt.Sprintf("f%05d", i/4*150)
+		}
+		putObject(t, c, "plist", key, []byte("x"))
+		want[name] = true
+	}
+	spec := m.Spec("plist")
+	dir, mnt := mount(t, spec)
+	out, err := exec.Command("ls", "-f", filepath.Join(dir, "big")).Output()
+	if err != nil {
+		t.Fatalf("ls -f: %v", err)
+	}
+	got := map[string]int{}
+	for _, name := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+		if name != "." && name != ".." {
+			got[name]++
+		}
+	}
+	for name, k := range got {
+		if k != 1 {
+			t.Errorf("%q listed %d times", name, k)
+		}
+		if !want[name] {
+			t.Errorf("%q listed but not stored", name)
+		}
+	}
+	for name := range want {
+		if got[name] == 0 {
+			t.Errorf("%q missing", name)
+		}
+	}
+	equal(t, "names listed", len(got), len(want))
+	st := mnt.(mounts.StatsReporter).Stats()
+	t.Logf("ls -f of %d names: %d ListObjectsV2 requests", len(want), st.Requests["ListObjectsV2"])
+	equal(t, "HeadObject for ls -f", st.Requests["HeadObject"] <= 1, true) // the folder's own lookup
 }
