@@ -39,6 +39,9 @@ type knownMeta struct {
 	mtime int64
 	link  bool
 	meta  map[string]string
+	// headed: in a listing's side table, the entry's metadata came from
+	// a HEAD or our own write (entry.headed).
+	headed bool
 }
 
 func (e entry) time() time.Time {
@@ -53,28 +56,23 @@ type dirent struct {
 	entry
 }
 
-// listing is a complete, fresh listing of one directory.
-type listing struct {
-	ents    []dirent
-	index   map[string]int32
-	expires time.Time
-}
-
 type attr struct {
 	entry
 	expires time.Time
 }
 
-// metaCache holds metadata with TTLs and bounded memory (~50 MiB at most):
-// at most maxAttrs
-// single entries (positive and negative) and maxListed entries across all
-// cached directory listings. A directory bigger than that is streamed from
-// S3 every time and never cached whole.
+// metaCache holds metadata with TTLs in bounded memory ([cache]
+// metadata_max, maxBytes): complete folder listings (packed, see listing)
+// take at most 3/4 of it, single entries from HEADs (positive and
+// negative) and the known-metadata table the rest, counted in entries of
+// a typical size. A folder bigger than its share is streamed from S3 every
+// time and never cached whole.
 type metaCache struct {
 	ttl, negTTL time.Duration
 	maxBytes    int64
 	maxAttrs    int
-	maxListed   int
+	maxKnown    int
+	maxListed   int64 // bytes of listings
 
 	mu    sync.Mutex
 	attrs map[string]attr
@@ -83,7 +81,8 @@ type metaCache struct {
 	known  map[string]knownMeta
 	neg    map[string]time.Time
 	dirs   map[string]*listing
-	listed int
+	listed int64 // bytes of the listings in dirs
+	nlist  int64 // their entries
 	// hints are split points of big folders from their last complete
 	// listing (an entry every listPageSize), for the next parallel listing.
 	hints     map[string][]string
@@ -97,7 +96,8 @@ func newMetaCache(ttl, negTTL time.Duration, maxBytes int64) *metaCache {
 	if maxBytes <= 0 {
 		maxBytes = defaultMetadataMax
 	}
-	return &metaCache{ttl: ttl, negTTL: negTTL, maxBytes: maxBytes, maxAttrs: 200_000, maxListed: 300_000,
+	per := int(max(1000, maxBytes/8/256)) // single entries of ~256 bytes in 1/8 each
+	return &metaCache{ttl: ttl, negTTL: negTTL, maxBytes: maxBytes, maxAttrs: per, maxKnown: per, maxListed: maxBytes * 3 / 4,
 		attrs: map[string]attr{}, known: map[string]knownMeta{}, neg: map[string]time.Time{}, dirs: map[string]*listing{}}
 }
 
@@ -125,8 +125,8 @@ func (c *metaCache) lookup(path string) (e entry, exists, found bool) {
 			c.dropListingLocked(dir)
 			return entry{}, false, false
 		}
-		if i, ok := l.index[name]; ok {
-			return l.ents[i].entry, true, true
+		if i, ok := l.find(name); ok {
+			return l.at(i).entry, true, true
 		}
 		return entry{}, false, true
 	}
@@ -189,14 +189,11 @@ func (c *metaCache) trimLocked() {
 	}
 }
 
-// maxKnown bounds the known-metadata table (entries).
-const maxKnown = 100_000
-
 func (c *metaCache) rememberLocked(path string, e entry) {
-	if _, ok := c.known[path]; !ok && len(c.known) >= maxKnown {
+	if _, ok := c.known[path]; !ok && len(c.known) >= c.maxKnown {
 		for k := range c.known { // arbitrary ones (map order is random)
 			delete(c.known, k)
-			if len(c.known) < maxKnown*3/4 {
+			if len(c.known) < c.maxKnown*3/4 {
 				break
 			}
 		}
@@ -235,40 +232,50 @@ func (c *metaCache) listingFor(dir string) *listing {
 	return l
 }
 
-// canList says whether a listing of n entries may still be cached.
-func (c *metaCache) canList(n int) bool { return c.ttl > 0 && n <= c.maxListed }
+// canList says whether a listing of that many bytes may still be cached.
+func (c *metaCache) canList(bytes int64) bool { return c.ttl > 0 && bytes <= c.maxListed }
 
-// putListing caches a complete listing of dir, evicting other listings to
-// stay within maxListed.
-func (c *metaCache) putListing(dir string, ents []dirent) *listing {
-	if !c.canList(len(ents)) {
+// putListing caches a complete listing of dir (freezing it), evicting
+// other listings, soonest to expire first, to stay within maxListed.
+func (c *metaCache) putListing(dir string, l *listing) *listing {
+	if c.ttl <= 0 {
 		return nil
 	}
-	l := &listing{ents: ents, index: make(map[string]int32, len(ents)), expires: time.Now().Add(c.ttl)}
-	for i, e := range ents {
-		l.index[e.name] = int32(i)
+	l.freeze()
+	l.expires = time.Now().Add(c.ttl)
+	size := l.bytes()
+	if !c.canList(size) {
+		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropListingLocked(dir)
-	for k := range c.dirs {
-		if c.listed+len(ents) <= c.maxListed {
-			break
+	for c.listed+size > c.maxListed && len(c.dirs) > 0 {
+		var victim string
+		var soonest time.Time
+		for k, o := range c.dirs {
+			if victim == "" || o.expires.Before(soonest) {
+				victim, soonest = k, o.expires
+			}
 		}
-		c.dropListingLocked(k)
+		c.dropListingLocked(victim)
 	}
 	c.dirs[dir] = l
-	c.listed += len(ents)
+	c.listed += size
+	c.nlist += int64(l.len())
 	// Single entries under dir are now answered by the listing.
-	for _, e := range ents {
-		delete(c.neg, joinPath(dir, e.name))
+	if len(c.neg) > 0 {
+		for i := 0; i < l.len(); i++ {
+			delete(c.neg, joinPath(dir, l.name(i)))
+		}
 	}
 	return l
 }
 
 func (c *metaCache) dropListingLocked(dir string) {
 	if l := c.dirs[dir]; l != nil {
-		c.listed -= len(l.ents)
+		c.listed -= l.bytes()
+		c.nlist -= int64(l.len())
 		delete(c.dirs, dir)
 	}
 }
@@ -292,7 +299,7 @@ func (c *metaCache) drop(path string) {
 		c.known = map[string]knownMeta{}
 		c.neg = map[string]time.Time{}
 		c.dirs = map[string]*listing{}
-		c.listed = 0
+		c.listed, c.nlist = 0, 0
 		return
 	}
 	under := func(k string) bool { return k == path || strings.HasPrefix(k, path+"/") }
@@ -322,9 +329,8 @@ func (c *metaCache) drop(path string) {
 
 // Rough sizes, in bytes, of what the cache holds beside the names.
 const (
-	direntSize = int(unsafe.Sizeof(dirent{})) + 48 // + its slot in the name index
-	attrSize   = int(unsafe.Sizeof(attr{})) + 64   // + map slot and key header
-	knownSize  = int(unsafe.Sizeof(knownMeta{})) + 64
+	attrSize  = int(unsafe.Sizeof(attr{})) + 64 // + map slot and key header
+	knownSize = int(unsafe.Sizeof(knownMeta{})) + 64
 )
 
 // usage is the cache's size in bytes (an estimate of the heap it holds),
@@ -332,12 +338,7 @@ const (
 func (c *metaCache) usage() (bytes, entries, limit int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, l := range c.dirs {
-		for i := range l.ents {
-			bytes += int64(direntSize + len(l.ents[i].name) + len(l.ents[i].etag))
-		}
-		entries += int64(len(l.ents))
-	}
+	bytes, entries = c.listed, c.nlist
 	for k, a := range c.attrs {
 		bytes += int64(attrSize + len(k) + len(a.etag))
 	}
