@@ -131,3 +131,46 @@ func TestMetadataBound(t *testing.T) {
 		t.Fatal("a folder over the bound was cached")
 	}
 }
+
+// TestKnownMetadataSurvivesRelisting: metadata learnt from a HEAD (a stored
+// mtime, a link) is given to the listed entry while its ETag, size and
+// LastModified are the ones it was learnt with, and only then; a cached
+// listing keeps it in its side table.
+func TestKnownMetadataSurvivesRelisting(t *testing.T) {
+	c := newMetaCache(time.Hour, time.Hour, 0)
+	lm := time.Unix(1700000000, 0)
+	stored := time.Unix(1000000000, 0).UnixNano()
+	c.put("d/a", entryOf(ObjInfo{Key: "d/a", Size: 5, MTime: lm, ETag: `"aa"`, Meta: map[string]string{"mtime": "1000000000"}}))
+	listed := func(etag string, size int64, lastMod time.Time) dirent {
+		d := dirent{name: "a", entry: entry{size: size, mtime: lastMod.Add(123 * time.Millisecond).UnixNano(), etag: etag}}
+		c.enrich("d", &d)
+		return d
+	}
+	if d := listed(`"aa"`, 5, lm); d.mtime != stored || !d.headed {
+		t.Fatalf("same version: mtime %d headed %v, want the stored mtime", d.mtime, d.headed)
+	}
+	for name, d := range map[string]dirent{
+		"new ETag":         listed(`"bb"`, 5, lm),
+		"new size":         listed(`"aa"`, 6, lm),
+		"new LastModified": listed(`"aa"`, 5, lm.Add(time.Hour)),
+	} {
+		if d.mtime == stored || d.headed {
+			t.Fatalf("%s: the old metadata was applied", name)
+		}
+	}
+	l := &listing{}
+	l.add(listed(`"aa"`, 5, lm))
+	l.add(dirent{name: "b", entry: entry{size: 1, etag: `"0123456789abcdef0123456789abcdef"`}})
+	l.add(dirent{name: "c", entry: entry{size: 1, etag: `"0123456789abcdef0123456789abcdef-3"`}})
+	c.putListing("d", l)
+	i, ok := l.find("a")
+	if e := l.at(i); !ok || e.mtime != stored || !e.headed {
+		t.Fatalf("from the cached listing: %+v", e)
+	}
+	if e, _, _ := c.lookup("d/b"); e.etag != `"0123456789abcdef0123456789abcdef"` || e.headed {
+		t.Fatalf("packed ETag: %+v", e)
+	}
+	if e, _, _ := c.lookup("d/c"); e.etag != `"0123456789abcdef0123456789abcdef-3"` {
+		t.Fatalf("multipart ETag: %+v", e)
+	}
+}
