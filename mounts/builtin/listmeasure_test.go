@@ -19,7 +19,9 @@ import (
 
 // TestListingMeasure compares, on MinIO, one ListObjectsV2 stream with the
 // parallel listing of the same folder (same names, times logged; no time
-// is asserted). Opt-in: S3MOUNTS_LIST_MEASURE=<number of keys>.
+// is asserted). Opt-in: S3MOUNTS_LIST_MEASURE=<number of keys>;
+// S3MOUNTS_LIST_LATENCY=40ms adds that much to every listing request (a
+// round trip to a real endpoint), to both.
 func TestListingMeasure(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("S3MOUNTS_LIST_MEASURE"))
 	if n <= 0 {
@@ -41,9 +43,14 @@ func TestListingMeasure(t *testing.T) {
 	}
 	wg.Wait()
 	spec := m.Spec("measure")
-	cl, err := newS3Client(context.Background(), spec)
+	s3c, err := newS3Client(context.Background(), spec)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var cl ObjectClient = s3c
+	if d, err := time.ParseDuration(os.Getenv("S3MOUNTS_LIST_LATENCY")); err == nil && d > 0 {
+		cl = latencyClient{s3c, d}
+		t.Logf("every listing request takes %v more", d)
 	}
 	for round := 0; round < 3; round++ {
 		t0 := time.Now()
@@ -62,4 +69,19 @@ func TestListingMeasure(t *testing.T) {
 		t.Logf("%d keys: one stream %v; parallel %v (%.2fx); again with split points %v (%.2fx)", len(seq), ts, tp,
 			tp.Seconds()/ts.Seconds(), tp2, tp2.Seconds()/ts.Seconds())
 	}
+}
+
+type latencyClient struct {
+	ObjectClient
+	d time.Duration
+}
+
+func (l latencyClient) List(ctx context.Context, prefix, delim, token string, max int32) (ListPage, error) {
+	time.Sleep(l.d)
+	return l.ObjectClient.List(ctx, prefix, delim, token, max)
+}
+
+func (l latencyClient) ListAfter(ctx context.Context, prefix, delim, after string, max int32) (ListPage, error) {
+	time.Sleep(l.d)
+	return l.ObjectClient.ListAfter(ctx, prefix, delim, after, max)
 }
