@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/s3mounts/s3mounts/agent/client"
+	"github.com/s3mounts/s3mounts/mounts"
 )
 
 type testServer struct {
@@ -538,6 +539,7 @@ func TestMetricsRoute(t *testing.T) {
 	v := f.views["c001"]
 	staged := int64(4096)
 	v.Connector.StagingBytes = &staged
+	v.Stats = &mounts.Stats{Requests: map[string]uint64{"HeadObject": 3, "ListObjectsV2": 100}, MetadataBytes: 2048, MetadataEntries: 10}
 	f.views["c001"] = v
 	f.mu.Unlock()
 	m := NewMetrics(f)
@@ -559,6 +561,10 @@ func TestMetricsRoute(t *testing.T) {
 		`s3mounts_connector_state{connector="c001",state="mounted"} 1`,
 		`s3mounts_connector_active{connector="c001"} 1`,
 		`s3mounts_connector_staging_bytes{connector="c001"} 4096`,
+		`s3mounts_connector_s3_requests_total{connector="c001",op="HeadObject"} 3`,
+		`s3mounts_connector_s3_requests_total{connector="c001",op="ListObjectsV2"} 100`,
+		`s3mounts_connector_metadata_cache_bytes{connector="c001"} 2048`,
+		`s3mounts_connector_metadata_cache_entries{connector="c001"} 10`,
 		`s3mounts_reconcile_errors_total{connector="c001"} 1`,
 		`s3mounts_worker_restarts_total{connector="c001"} 2`,
 		`s3mounts_api_requests_total{code="200",route="/v1/connectors"} 1`,

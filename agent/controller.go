@@ -8,6 +8,7 @@ import (
 
 	"github.com/s3mounts/s3mounts/agent/client"
 	"github.com/s3mounts/s3mounts/config"
+	"github.com/s3mounts/s3mounts/mounts"
 )
 
 // Controller is what the socket API needs from the reconciler. The API
@@ -48,6 +49,9 @@ type View struct {
 	// without the holder's name, for callers who may not view the holder.
 	NameHolder string
 	ErrorAnon  string
+	// Stats are the mount's own counters while mounted (built-in backend),
+	// for the per-connector metrics; nil otherwise. Not part of the API.
+	Stats *mounts.Stats
 }
 
 // NameConflictError is Activate's answer for a connector whose mount_name

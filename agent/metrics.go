@@ -153,6 +153,12 @@ var (
 		"1 when the connector is desired active (file or API activation).", []string{"connector"}, nil)
 	stagingDesc = prometheus.NewDesc("s3mounts_connector_staging_bytes",
 		"Disk space the mount's write staging takes in cache_dir (built-in backend).", []string{"connector"}, nil)
+	requestsDesc = prometheus.NewDesc("s3mounts_connector_s3_requests_total",
+		"S3 requests the mount has sent, by operation (built-in backend).", []string{"connector", "op"}, nil)
+	metaBytesDesc = prometheus.NewDesc("s3mounts_connector_metadata_cache_bytes",
+		"Memory the mount's metadata cache takes (built-in backend; bounded by [cache] metadata_max).", []string{"connector"}, nil)
+	metaEntriesDesc = prometheus.NewDesc("s3mounts_connector_metadata_cache_entries",
+		"Entries the mount's metadata cache holds (built-in backend).", []string{"connector"}, nil)
 )
 
 // stateCollector reads connector states from the Controller at each scrape.
@@ -162,6 +168,9 @@ func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- stateDesc
 	ch <- activeDesc
 	ch <- stagingDesc
+	ch <- requestsDesc
+	ch <- metaBytesDesc
+	ch <- metaEntriesDesc
 }
 
 func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -181,6 +190,13 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(activeDesc, prometheus.GaugeValue, act, c.ID)
 		if c.StagingBytes != nil {
 			ch <- prometheus.MustNewConstMetric(stagingDesc, prometheus.GaugeValue, float64(*c.StagingBytes), c.ID)
+		}
+		if st := v.Stats; st != nil {
+			for op, n := range st.Requests {
+				ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(n), c.ID, op)
+			}
+			ch <- prometheus.MustNewConstMetric(metaBytesDesc, prometheus.GaugeValue, float64(st.MetadataBytes), c.ID)
+			ch <- prometheus.MustNewConstMetric(metaEntriesDesc, prometheus.GaugeValue, float64(st.MetadataEntries), c.ID)
 		}
 	}
 }

@@ -346,6 +346,9 @@ func (r *reconciler) viewLocked(c *conn) View {
 			used := st.Staging.UsedBytes
 			cc.StagingBytes = &used
 		}
+		if st, ok := c.h.LastStatus(); ok && st.Stats != nil {
+			v.Stats = st.Stats
+		}
 	}
 	errMsg := func(dup string) string {
 		var probs []string

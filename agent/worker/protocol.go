@@ -163,6 +163,9 @@ type Status struct {
 	DegradedSince *time.Time `json:"degraded_since,omitempty"`
 	// Staging is the write staging space of a backend that has one.
 	Staging *Staging `json:"staging,omitempty"`
+	// Stats are the backend's own counters (S3 requests by operation,
+	// metadata cache size), from its mounts.StatsReporter.
+	Stats *mounts.Stats `json:"stats,omitempty"`
 }
 
 // Staging is the disk space a mount's write staging takes in cache_dir.

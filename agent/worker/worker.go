@@ -224,6 +224,10 @@ func (w *server) status() (Status, <-chan struct{}) {
 		used, limit := sr.Staging()
 		st.Staging = &Staging{UsedBytes: used, LimitBytes: limit}
 	}
+	if sr, ok := m.(mounts.StatsReporter); ok && st.State == StateMounted {
+		s := sr.Stats()
+		st.Stats = &s
+	}
 	return st, ch
 }
 

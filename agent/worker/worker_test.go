@@ -52,6 +52,12 @@ func (m *fakeMount) Wait() error { <-m.done; return nil }
 
 // Staging: a fixed figure the status must carry.
 func (m *fakeMount) Staging() (used, limit int64) { return 12345, 1 << 30 }
+
+// Stats: fixed figures the status must carry.
+func (m *fakeMount) Stats() mounts.Stats {
+	return mounts.Stats{Requests: map[string]uint64{"ListObjectsV2": 7, "HeadObject": 2},
+		MetadataBytes: 4096, MetadataEntries: 12, MetadataLimit: 256 << 20}
+}
 func (m *fakeMount) Unmount(context.Context) error {
 	os.RemoveAll(m.mp)
 	os.Mkdir(m.mp, 0o755)
@@ -125,6 +131,10 @@ func TestWorkerProtocol(t *testing.T) {
 	}
 	if st.Staging == nil || st.Staging.UsedBytes != 12345 || st.Staging.LimitBytes != 1<<30 {
 		t.Fatalf("status staging %+v", st.Staging)
+	}
+	if st.Stats == nil || st.Stats.Requests["ListObjectsV2"] != 7 || st.Stats.Requests["HeadObject"] != 2 ||
+		st.Stats.MetadataBytes != 4096 || st.Stats.MetadataEntries != 12 || st.Stats.MetadataLimit != 256<<20 {
+		t.Fatalf("status stats %+v", st.Stats)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if last, ok := h.LastStatus(); ok && last.Staging != nil && last.Staging.UsedBytes == 12345 {

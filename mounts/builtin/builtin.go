@@ -75,9 +75,10 @@ func mountWith(ctx context.Context, spec mounts.Spec, cl ObjectClient) (*Mount, 
 		_ = os.Chmod(staging, 0o700)
 	}
 	hl := &health{spec: spec}
-	cl = healthClient{cl, hl}
+	counts := new(requestCounts)
+	cl = countClient{healthClient{cl, hl}, counts}
 	fctx, cancel := context.WithCancel(context.Background())
-	fsys := &FS{spec: spec, cl: cl, prefix: spec.Prefix, meta: newMetaCache(spec.MetadataTTL, spec.NegativeTTL),
+	fsys := &FS{spec: spec, cl: cl, prefix: spec.Prefix, meta: newMetaCache(spec.MetadataTTL, spec.NegativeTTL, spec.MetadataMax), requests: counts,
 		budget: newBufBudget(budgetBuffer), staging: staging, started: time.Now(), ctx: fctx,
 		wbufFree: make(chan []byte, streamSlots+1), wslots: make(chan struct{}, streamSlots),
 		stagingBudget: &stagingBudget{max: stagingLimit(staging, spec.MaxStaging, spec.MaxStagingPercent)}}
@@ -305,6 +306,7 @@ func (m *Mount) List(ctx context.Context, dir, cursor string, limit int) (mounts
 	page := mounts.Page{NextCursor: p.Next}
 	sh := shadower{dirPrefix: prefix}
 	emit := func(e dirent) {
+		f.meta.enrich(rel, &e)
 		key := prefix + e.name
 		if e.dir {
 			key += "/"

@@ -17,8 +17,8 @@ type dirHandle struct {
 	rel string
 
 	started bool
-	ents    []dirent // everything produced so far (the cached listing when replaying)
-	base    int      // directory offset of ents[0] (entries trimmed off the front)
+	ents    *listing // everything produced so far (the cached listing when replaying)
+	base    int      // directory offset of entry 0 of ents (entries trimmed off the front)
 	pos     int
 	last    dirent
 	done    bool
@@ -49,38 +49,42 @@ func (d *dirHandle) start() {
 	d.started = true
 	f := d.n.fsys
 	if l := f.meta.listingFor(d.rel); l != nil {
-		d.ents, d.cached, d.done = l.ents, true, true
+		d.ents, d.cached, d.done = l, true, true
 		d.n.mu.Lock()
 		d.n.kernelListing = l
 		d.n.mu.Unlock()
 		return
 	}
 	d.keep = true
+	d.ents = &listing{}
 	d.sh = shadower{dirPrefix: f.dirKey(d.rel)}
 	ctx, cancel := context.WithCancel(f.ctx)
 	d.cancel = cancel
 	d.pages = make(chan pageResult, 2)
 	go func() {
 		defer close(d.pages)
-		token := ""
-		for {
-			p, err := f.cl.List(ctx, f.dirKey(d.rel), "/", token, 1000)
+		// In key order, from parallel key-range streams on big folders
+		// (list.go).
+		err := f.listStream(ctx, f.dirKey(d.rel), func(p ListPage) bool {
 			select {
-			case d.pages <- pageResult{p, err}:
+			case d.pages <- pageResult{page: p}:
+				return true
 			case <-ctx.Done():
-				return
+				return false
 			}
-			if err != nil || p.Next == "" {
-				return
+		})
+		if err != nil {
+			select {
+			case d.pages <- pageResult{err: err}:
+			case <-ctx.Done():
 			}
-			token = p.Next
 		}
 	}()
 }
 
 // fill takes pages until at least one entry is ready or the listing ends.
 func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
-	for d.pos >= len(d.ents) && !d.done {
+	for d.pos >= d.ents.len() && !d.done {
 		var r pageResult
 		var ok bool
 		select {
@@ -88,8 +92,10 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 		case <-ctx.Done():
 			return syscall.EINTR
 		}
+		meta := d.n.fsys.meta
 		emit := func(e dirent) {
-			d.ents = append(d.ents, e)
+			meta.enrich(d.rel, &e)
+			d.ents.add(e)
 		}
 		if !ok {
 			d.sh.finish(emit)
@@ -113,13 +119,13 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 			d.newest = max(d.newest, o.MTime.UnixNano())
 		}
 		d.sh.feed(r.page, emit)
-		if d.keep && !d.n.fsys.meta.canList(len(d.ents)) {
+		if d.keep && !d.n.fsys.meta.canList(d.ents.bytes()) {
 			// Too big to cache: keep only the window the kernel may seek back into.
 			d.keep = false
 		}
 		if !d.keep && d.pos > 4096 {
 			d.base += d.pos - 1024
-			d.ents = append(d.ents[:0:0], d.ents[d.pos-1024:]...)
+			d.ents = d.ents.tail(d.pos - 1024)
 			d.pos = 1024
 		}
 	}
@@ -133,13 +139,13 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	if errno := d.fill(ctx); errno != 0 {
 		return nil, errno
 	}
-	if d.pos >= len(d.ents) {
+	if d.pos >= d.ents.len() {
 		if d.err != 0 {
 			return nil, d.err
 		}
 		return nil, 0
 	}
-	e := d.ents[d.pos]
+	e := d.ents.at(d.pos)
 	d.pos++
 	d.last = e
 	mode := uint32(syscall.S_IFREG)
@@ -164,11 +170,11 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if d.last.name != name {
 		return d.n.Lookup(ctx, name, out)
 	}
-	if !d.last.entry.dir && !d.last.entry.headed {
-		// A listing carries no stored mtime (x-amz-meta-mtime): a plain
-		// entry, so that a program that stats the file makes the kernel
-		// look it up (one HEAD, as s3fs makes per entry); readdir alone
-		// (ls -f, find) costs none.
+	if !d.last.entry.dir && !d.last.entry.headed && d.n.fsys.objectPerms() {
+		// permissions = "object": mode/uid/gid need the object's own
+		// metadata, so a plain entry, looked up (HEADed) if stat'ed. In the
+		// connector model the listing's attributes are the answer (ls -l
+		// costs no HEAD), with what is known of the object (enrich).
 		return nil, syscall.ENOENT
 	}
 	if d.last.entry.dir && !d.last.entry.headed && d.n.fsys.objectPerms() {
@@ -191,13 +197,13 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 		*d = dirHandle{n: d.n, rel: d.rel}
 		return 0
 	}
-	for int(off) > d.base+len(d.ents) && !d.done {
-		d.pos = len(d.ents)
+	for int(off) > d.base+d.ents.len() && !d.done {
+		d.pos = d.ents.len()
 		if errno := d.fill(ctx); errno != 0 {
 			return errno
 		}
 	}
-	if int(off) < d.base || int(off) > d.base+len(d.ents) {
+	if int(off) < d.base || int(off) > d.base+d.ents.len() {
 		return syscall.ENOTSUP
 	}
 	d.pos = int(off) - d.base

@@ -66,6 +66,13 @@ func (f *FaultClient) List(ctx context.Context, prefix, delim, token string, max
 	return f.ObjectClient.List(ctx, prefix, delim, token, max)
 }
 
+func (f *FaultClient) ListAfter(ctx context.Context, prefix, delim, startAfter string, max int32) (ListPage, error) {
+	if err := f.fault("List", prefix); err != nil {
+		return ListPage{}, err
+	}
+	return f.ObjectClient.ListAfter(ctx, prefix, delim, startAfter, max)
+}
+
 func (f *FaultClient) Head(ctx context.Context, key string) (ObjInfo, error) {
 	if err := f.fault("Head", key); err != nil {
 		return ObjInfo{}, err

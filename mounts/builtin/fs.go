@@ -15,12 +15,16 @@ import (
 
 // FS is one mounted bucket (or prefix of one).
 type FS struct {
-	spec    mounts.Spec
-	cl      ObjectClient
-	prefix  string
-	meta    *metaCache
-	budget  *bufBudget
-	staging string
+	spec   mounts.Spec
+	cl     ObjectClient
+	prefix string
+	meta   *metaCache
+	// lst is the state of this mount's folder listings (list.go).
+	lst listState
+	// requests counts the S3 requests sent, by operation (Stats).
+	requests *requestCounts
+	budget   *bufBudget
+	staging  string
 	// stagingBudget caps the disk space of staging files ([cache] max_staging).
 	stagingBudget *stagingBudget
 	// Write streams: free part buffers, and slots for those in flight.
@@ -121,14 +125,17 @@ func (f *FS) stat(ctx context.Context, rel string) (entry, syscall.Errno) {
 	if rel == "" {
 		return entry{dir: true}, 0
 	}
-	if e, exists, found := f.meta.lookup(rel); found && (!exists || (e.dir && !f.objectPerms()) || e.headed) {
+	// A fresh listing of the parent is authoritative for what it says
+	// (size, LastModified as mtime): no HEAD, unless the model needs each
+	// object's own mode/uid/gid (permissions = "object"; a directory's
+	// marker too). A name no fresh listing answers for is HEADed, which
+	// reads its stored mtime.
+	if e, exists, found := f.meta.lookup(rel); found && (!exists || e.headed || !f.objectPerms()) {
 		if !exists {
 			return entry{}, syscall.ENOENT
 		}
 		return e, 0
 	}
-	// A file known from a listing only: its stored mtime needs a HEAD
-	// (ListObjectsV2 carries no metadata), as s3fs does per entry.
 	var (
 		head     ObjInfo
 		headErr  error
@@ -271,8 +278,10 @@ func (n *node) attrOut(out *fuse.Attr) {
 
 func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.mu.Lock()
-	// A file known from a listing only is HEADed once for its stored mtime.
-	fresh := n.ws != nil || (n.dir && !n.fsys.objectPerms()) || n.IsRoot() || (n.info.headed && time.Now().Before(n.infoExp))
+	// What a fresh listing said is enough (see stat), except where the
+	// permission model needs each object's own metadata.
+	fresh := n.ws != nil || n.IsRoot() || (n.dir && !n.fsys.objectPerms()) ||
+		((n.info.headed || !n.fsys.objectPerms()) && time.Now().Before(n.infoExp))
 	n.mu.Unlock()
 	if !fresh {
 		rel := n.rel()

@@ -83,6 +83,12 @@ func (c healthClient) List(ctx context.Context, prefix, delimiter, token string,
 	return p, err
 }
 
+func (c healthClient) ListAfter(ctx context.Context, prefix, delimiter, startAfter string, max int32) (ListPage, error) {
+	p, err := c.ObjectClient.ListAfter(ctx, prefix, delimiter, startAfter, max)
+	c.h.observe(s3conn.ReqList, err)
+	return p, err
+}
+
 func (c healthClient) Head(ctx context.Context, key string) (ObjInfo, error) {
 	o, err := c.ObjectClient.Head(ctx, key)
 	c.h.observe(s3conn.ReqRead, err)

@@ -29,6 +29,10 @@ type MemClient struct {
 	uploads map[string]map[int32][]byte
 	upMeta  map[string]map[string]string
 	seq     int
+	// IgnoreStartAfter: ListAfter lists from the start (set with
+	// SetIgnoreStartAfter).
+	IgnoreStartAfter bool
+	listCalls        int
 }
 
 type memObj struct {
@@ -88,6 +92,33 @@ func (m *MemClient) Meta(key string) map[string]string {
 }
 
 func (m *MemClient) List(ctx context.Context, prefix, delim, token string, max int32) (ListPage, error) {
+	after := ""
+	if token != "" {
+		var ok bool
+		if after, ok = strings.CutPrefix(token, "k"); !ok {
+			return ListPage{}, apiErr("InvalidArgument", "The continuation token provided is incorrect")
+		}
+	}
+	return m.list(ctx, prefix, delim, after, "", max)
+}
+
+// ListAfter lists from the keys after startAfter (ignored when
+// IgnoreStartAfter is set, as some providers do).
+func (m *MemClient) ListAfter(ctx context.Context, prefix, delim, startAfter string, max int32) (ListPage, error) {
+	m.mu.Lock()
+	ignore := m.IgnoreStartAfter
+	m.mu.Unlock()
+	if ignore {
+		startAfter = ""
+	}
+	return m.list(ctx, prefix, delim, "", startAfter, max)
+}
+
+// list answers as S3 does: keys after startAfter, grouped into common
+// prefixes, from the entry after cont (the last entry of the previous
+// page: the continuation token names a position, so that a listing goes on
+// correctly while keys are added).
+func (m *MemClient) list(ctx context.Context, prefix, delim, cont, startAfter string, max int32) (ListPage, error) {
 	if err := ctx.Err(); err != nil {
 		return ListPage{}, err
 	}
@@ -96,15 +127,15 @@ func (m *MemClient) List(ctx context.Context, prefix, delim, token string, max i
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.listCalls++
 	keys := make([]string, 0, len(m.objs))
 	for k := range m.objs {
-		if strings.HasPrefix(k, prefix) {
+		if strings.HasPrefix(k, prefix) && k > startAfter {
 			keys = append(keys, k)
 		}
 	}
 	sort.Strings(keys)
-	// Entries in order: objects, and common prefixes once each. The
-	// continuation token is the index of the next entry.
+	// Entries in order: objects, and common prefixes once each.
 	type ent struct {
 		key    string
 		prefix bool
@@ -123,16 +154,13 @@ func (m *MemClient) List(ctx context.Context, prefix, delim, token string, max i
 		ents = append(ents, ent{k, false})
 	}
 	from := 0
-	if token != "" {
-		var err error
-		if from, err = strconv.Atoi(token); err != nil {
-			return ListPage{}, apiErr("InvalidArgument", "The continuation token provided is incorrect")
-		}
+	if cont != "" {
+		from = sort.Search(len(ents), func(i int) bool { return ents[i].key > cont })
 	}
 	var p ListPage
 	for i := from; i < len(ents); i++ {
 		if int32(i-from) == max {
-			p.Next = strconv.Itoa(i)
+			p.Next = "k" + ents[i-1].key
 			break
 		}
 		if ents[i].prefix {
@@ -142,6 +170,21 @@ func (m *MemClient) List(ctx context.Context, prefix, delim, token string, max i
 		}
 	}
 	return p, nil
+}
+
+// ListCalls is how many listing requests were answered.
+func (m *MemClient) ListCalls() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.listCalls
+}
+
+// SetIgnoreStartAfter makes ListAfter ignore its startAfter, as some
+// S3-compatible providers do.
+func (m *MemClient) SetIgnoreStartAfter(v bool) {
+	m.mu.Lock()
+	m.IgnoreStartAfter = v
+	m.mu.Unlock()
 }
 
 func (m *MemClient) Head(ctx context.Context, key string) (ObjInfo, error) {

@@ -30,7 +30,7 @@ const testStall = 250 * time.Millisecond
 
 func testFS(cl ObjectClient) *FS {
 	return &FS{spec: mounts.Spec{StallTimeout: testStall, MetadataTTL: time.Second}, cl: cl,
-		meta: newMetaCache(time.Second, time.Second), budget: newBufBudget(budgetBuffer), ctx: context.Background()}
+		meta: newMetaCache(time.Second, time.Second, 0), requests: new(requestCounts), budget: newBufBudget(budgetBuffer), ctx: context.Background()}
 }
 
 func rnd(n int) []byte {

@@ -45,6 +45,11 @@ type ListPage struct {
 // by the client's deadline.
 type ObjectClient interface {
 	List(ctx context.Context, prefix, delimiter, token string, max int32) (ListPage, error)
+	// ListAfter is List's first page of the keys after startAfter
+	// (ListObjectsV2's StartAfter); later pages come from List with the
+	// continuation token. A provider may ignore startAfter (the parallel
+	// listing checks the answer).
+	ListAfter(ctx context.Context, prefix, delimiter, startAfter string, max int32) (ListPage, error)
 	Head(ctx context.Context, key string) (ObjInfo, error)
 	// GetRange reads len(p) bytes at off; ifMatch ("" for any) pins the ETag.
 	GetRange(ctx context.Context, key, ifMatch string, off int64, p []byte) (int, error)
@@ -139,6 +144,14 @@ func (s *s3Client) fail(ctx context.Context, op, key string, err error) error {
 }
 
 func (s *s3Client) List(ctx context.Context, prefix, delim, token string, max int32) (ListPage, error) {
+	return s.list(ctx, prefix, delim, token, "", max)
+}
+
+func (s *s3Client) ListAfter(ctx context.Context, prefix, delim, startAfter string, max int32) (ListPage, error) {
+	return s.list(ctx, prefix, delim, "", startAfter, max)
+}
+
+func (s *s3Client) list(ctx context.Context, prefix, delim, token, startAfter string, max int32) (ListPage, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	in := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(prefix)}
@@ -147,6 +160,9 @@ func (s *s3Client) List(ctx context.Context, prefix, delim, token string, max in
 	}
 	if token != "" {
 		in.ContinuationToken = aws.String(token)
+	}
+	if startAfter != "" {
+		in.StartAfter = aws.String(startAfter)
 	}
 	if max > 0 {
 		in.MaxKeys = aws.Int32(max)

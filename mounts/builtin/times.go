@@ -87,7 +87,7 @@ func metaMTimeOf(meta map[string]string) (int64, bool) {
 // entryOf is what a HEAD says of a file: its mtime from the metadata, else
 // LastModified.
 func entryOf(info ObjInfo) entry {
-	e := entry{size: info.Size, mtime: info.MTime.UnixNano(), etag: info.ETag, headed: true}
+	e := entry{size: info.Size, mtime: info.MTime.UnixNano(), etag: info.ETag, headed: true, lm: info.MTime.Unix()}
 	if ns, ok := metaMTimeOf(info.Meta); ok {
 		e.mtime = ns
 	}
