@@ -19,7 +19,7 @@ for a in "$@"; do
   esac
 done
 mkdir -p .bench
-go build -o .bench/bench ./mounts/builtin/bench
+go build -o .bench/bench ./internal/tools/bench
 .bench/bench -dir .bench -json .bench/results.json "${args[@]}" | tee .bench/results.md
 if [ "$chart" = 1 ]; then
   if [ ! -x .bench/venv/bin/python ]; then

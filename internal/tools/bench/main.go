@@ -1,4 +1,4 @@
-// Command bench measures the built-in S3 mount against the direct SDK, s3fs
+// Command bench (internal/tools/bench: a tool, not part of the filesystem package) measures the built-in S3 mount against the direct SDK, s3fs
 // and GeeseFS (when on PATH) on a local MinIO, and prints a table of
 // ratios. `make bench` runs it through scripts/bench.sh; it is not a test.
 //
