@@ -134,7 +134,10 @@ func (r *run) print(w io.Writer) {
 		if probe == "ls_l_heads" {
 			probe = "ls_l" // shown as n/a for mounts without Stats
 		}
-		if _, any := r.anySample(probe); !any && row.d1 == "" && row.dp == "" {
+		_, any := r.anySample(probe)
+		_, any1 := r.samples["direct"][row.d1]
+		_, anyp := r.samples["direct"][row.dp]
+		if !any && !any1 && !anyp {
 			continue
 		}
 		d1, dp := "", ""
