@@ -424,6 +424,13 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64, zeroCopy bo
 	// reads arrive a little out of order), or the very first read of a file
 	// that fits in one part.
 	seq := (off >= r.next-2*partSize && off <= r.next+2*partSize && r.next > 0) || (off == 0 && r.size <= partSize)
+	// The first read of a handle, at offset 0, fetches part 0 as a
+	// readahead part (served as its bytes arrive, so no slower than an
+	// exact GET), without parts ahead: a sequential reader finds its
+	// second read there and the window grows from it, instead of two exact
+	// GETs first (two round trips); a reader that only looks at the head of
+	// a file costs at most one part.
+	startRead := off == 0 && r.next == 0 && r.streak == 0
 	if seq {
 		r.streak++
 	} else {
@@ -434,10 +441,12 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64, zeroCopy bo
 	}
 	var want []*part
 	small := off == 0 && r.size <= partSize
-	if (seq && r.streak >= 2) || small || r.parts[first] != nil {
+	if (seq && r.streak >= 2) || small || startRead || r.parts[first] != nil {
 		window := int64(1)
 		if seq && !small {
 			window = min(int64(1)<<min(r.streak-1, 4), maxWindow)
+		} else if startRead && !small {
+			window = 0
 		}
 		for idx := first; idx <= last; idx++ {
 			if p := r.startLocked(idx, true); p != nil {

@@ -402,3 +402,44 @@ func TestReadZeroCopyReplies(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A sequential read from offset 0 starts with readahead parts at once: one
+// GET per part and no exact GETs before the window opens; a single read of
+// a file's head fetches one part and nothing ahead of it.
+func TestSequentialReadStartsWithParts(t *testing.T) {
+	const size = 20 << 20 // 3 parts
+	data := rnd(size)
+	mem := NewMemClient()
+	etag := mem.Set("k", data)
+	fc := NewFaultClient(mem)
+	var gets atomic.Int64
+	fc.Err = func(op, _ string) error {
+		if op == "GetStream" {
+			gets.Add(1)
+		}
+		return nil
+	}
+	f := testFS(fc)
+	r := newReader(f, "k", etag, size)
+	got, errno := readAll(t, r, size)
+	r.close()
+	if errno != 0 || !bytes.Equal(got, data) {
+		t.Fatalf("errno %v, %d of %d bytes right", errno, len(got), size)
+	}
+	if n := gets.Load(); n != (size+partSize-1)/partSize {
+		t.Fatalf("%d GETs for a sequential read of %d parts", n, (size+partSize-1)/partSize)
+	}
+
+	head := newReader(f, "k", etag, size)
+	defer head.close()
+	buf := make([]byte, 4096)
+	if n, errno := head.ReadAt(context.Background(), buf, 0); errno != 0 || !bytes.Equal(buf[:n], data[:4096]) {
+		t.Fatalf("head read: errno %v", errno)
+	}
+	head.mu.Lock()
+	parts := len(head.parts)
+	head.mu.Unlock()
+	if parts != 1 {
+		t.Fatalf("a read of the head started %d parts, want 1", parts)
+	}
+}
