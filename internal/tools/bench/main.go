@@ -87,6 +87,7 @@ func main() {
 	c.dir, _ = filepath.Abs(c.dir)
 	r := &run{cfg: c, samples: map[string]map[string][]float64{}, started: time.Now().UTC()}
 	r.args = strings.Join(os.Args[1:], " ")
+	r.commit = gitDescribe()
 	if err := r.main(); err != nil {
 		r.stopAll()
 		log.Fatal(err)
@@ -94,7 +95,7 @@ func main() {
 	r.stopAll()
 	r.print(os.Stdout)
 	if jsonOut != "" {
-		b, _ := json.MarshalIndent(map[string]any{"args": r.args, "started": r.started, "loadavg": r.loads, "samples": r.samples}, "", "  ")
+		b, _ := json.MarshalIndent(map[string]any{"args": r.args, "commit": r.commit, "started": r.started, "loadavg": r.loads, "samples": r.samples}, "", "  ")
 		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
 			log.Fatal(err)
 		}

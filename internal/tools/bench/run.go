@@ -33,6 +33,7 @@ const timedOut = -1
 type run struct {
 	cfg
 	args     string
+	commit   string // of the checkout, when the run started
 	started  time.Time
 	endpoint string // what every measured system talks to (the proxy with -latency)
 	direct   string // MinIO itself (fixtures are uploaded past the proxy)

@@ -99,14 +99,19 @@ func median(v []float64) float64 {
 	return s.med
 }
 
+// gitDescribe names the checkout the bench runs in ("?" outside git).
+func gitDescribe() string {
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		return strings.TrimSpace(string(out))
+	}
+	return "?"
+}
+
 // print writes the table (markdown): medians with the range of the rounds
 // in brackets, the machine's load average, and the built-in mount's ratio
 // to its limit in the same run.
 func (r *run) print(w io.Writer) {
-	commit := "?"
-	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
-		commit = strings.TrimSpace(string(out))
-	}
+	commit := r.commit
 	lat := "MinIO on loopback, no proxy"
 	if r.latency > 0 {
 		lat = fmt.Sprintf("MinIO behind Toxiproxy, +%v each way", r.latency)
