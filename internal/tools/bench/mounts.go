@@ -62,6 +62,9 @@ func (r *run) shTimed(dir, script string) (secs float64, ok bool, err error) {
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
+	// A timeout kills the whole pipeline (ls | wc …), not only bash.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	t := time.Now()
 	err = cmd.Run()
 	secs = time.Since(t).Seconds()
