@@ -51,8 +51,10 @@ test-ext:
 demo:
 	@scripts/demo.sh
 
+# make bench BENCH_ARGS='-latency 20ms' (the real-endpoint profile);
+# quick: BENCH_ARGS='-objects 20000 -size 256MiB -small 2000'. docs/BENCHMARKS.md.
 bench: build
-	scripts/bench.sh
+	scripts/bench.sh $(BENCH_ARGS)
 
 # The Debian package: dist/s3mounts_<version>_amd64.deb (DEB_VERSION=... to set it).
 deb:

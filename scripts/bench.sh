@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Benchmarks of the built-in S3 mount against the direct SDK, s3fs and
-# GeeseFS (when on PATH) on a local MinIO. Not a test: prints a table of
-# ratios and writes .bench/results.json (+ docs/bench.png with -chart).
+# Benchmarks of the built-in S3 mount against the direct SDK, s3fs, rclone
+# and GeeseFS (when installed) on a local MinIO, optionally behind Toxiproxy
+# with added latency. Not a test: prints a table of medians and ranges and
+# writes .bench/results.json (+ docs/bench.png with -chart).
 #
-#   scripts/bench.sh [-only builtin,s3fs,geesefs] [-chart]
+#   scripts/bench.sh [-latency 20ms] [-objects 20000 -size 256MiB -small 2000] [-rounds 3] [-chart]
+#   make bench BENCH_ARGS='-latency 20ms'
+#
+# Every flag but -chart goes to the tool (internal/tools/bench; -h lists them).
 #
 # Needs root (FUSE mounts, drop_caches), .tools/bin/minio (scripts/setup.sh)
 # and about 4 GiB free in .bench (MinIO data is kept there between runs, so
@@ -19,7 +23,7 @@ for a in "$@"; do
   esac
 done
 mkdir -p .bench
-go build -o .bench/bench ./mounts/builtin/bench
+go build -o .bench/bench ./internal/tools/bench
 .bench/bench -dir .bench -json .bench/results.json "${args[@]}" | tee .bench/results.md
 if [ "$chart" = 1 ]; then
   if [ ! -x .bench/venv/bin/python ]; then

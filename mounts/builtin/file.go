@@ -299,11 +299,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		}
 		return fuse.ReadResultData(dest[:n]), 0
 	}
-	n, errno := h.r.ReadAt(ctx, dest, off)
-	if errno != 0 {
-		return nil, errno
-	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return h.r.Read(ctx, dest, off)
 }
 
 func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {

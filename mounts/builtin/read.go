@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 const (
@@ -161,7 +163,57 @@ func isChanged(err error) bool {
 // its size) and serves it whole; otherwise EIO: never a mix of versions.
 // Either way the node forgets what it knew, so the next open is right.
 func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, syscall.Errno) {
-	n, errno, changed := r.readAt(ctx, dest, off)
+	n, _, errno := r.read(ctx, dest, off, false)
+	return n, errno
+}
+
+// Read is ReadAt for the FUSE server: a read that lies in one readahead
+// part that has its bytes is answered from the part's buffer itself (the
+// reply is written from it, and the part released once written), saving
+// a copy of every byte of a sequential read.
+func (r *reader) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, res, errno := r.read(ctx, dest, off, true)
+	if errno != 0 {
+		return nil, errno
+	}
+	if res != nil {
+		return res, 0
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// partResult is a read's reply straight from a part's buffer. It holds a
+// reference to the part until go-fuse has written it (Done). It offers its
+// bytes as a slice (writev) so that Done comes after the write; Bytes
+// copies, for a server that calls Done before writing.
+type partResult struct {
+	r    *reader
+	p    *part
+	data []byte
+	once sync.Once
+}
+
+func (x *partResult) Size() int { return len(x.data) }
+
+func (x *partResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	if len(buf) < len(x.data) {
+		buf = make([]byte, len(x.data))
+	}
+	return buf[:copy(buf, x.data)], fuse.OK
+}
+
+func (x *partResult) Slices() ([][]byte, fuse.Status) { return [][]byte{x.data}, fuse.OK }
+
+func (x *partResult) Done() {
+	x.once.Do(func() {
+		x.r.mu.Lock()
+		x.r.unrefLocked(x.p)
+		x.r.mu.Unlock()
+	})
+}
+
+func (r *reader) read(ctx context.Context, dest []byte, off int64, zeroCopy bool) (int, *partResult, syscall.Errno) {
+	n, res, errno, changed := r.readAt(ctx, dest, off, zeroCopy)
 	if changed {
 		if r.served.Load() || r.keepCache {
 			if r.onChanged != nil {
@@ -169,14 +221,14 @@ func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, sysca
 			}
 			slog.Warn("read failed: the object changed while open and part of the old version was served; reopen the file",
 				"op", "read", "key", r.key)
-			return 0, syscall.EIO
+			return 0, nil, syscall.EIO
 		}
 		info, err := r.fsys.cl.Head(ctx, r.key)
 		if err != nil {
 			if r.onChanged != nil {
 				r.onChanged()
 			}
-			return 0, toErrno(err)
+			return 0, nil, toErrno(err)
 		}
 		r.mu.Lock()
 		old := r.size
@@ -190,19 +242,19 @@ func (r *reader) ReadAt(ctx context.Context, dest []byte, off int64) (int, sysca
 		if r.onRepinned != nil {
 			r.onRepinned(info, info.Size > old)
 		}
-		n, errno, changed = r.readAt(ctx, dest, off)
+		n, res, errno, changed = r.readAt(ctx, dest, off, zeroCopy)
 		if changed {
 			if r.onChanged != nil {
 				r.onChanged()
 			}
 			slog.Warn("read failed: the object changes faster than it can be read; try again", "op", "read", "key", r.key)
-			return 0, syscall.EIO
+			return 0, nil, syscall.EIO
 		}
 	}
-	if errno == 0 && n > 0 {
+	if errno == 0 && (n > 0 || res != nil) {
 		r.served.Store(true)
 	}
-	return n, errno
+	return n, res, errno
 }
 
 func newReader(f *FS, key, etag string, size int64) *reader {
@@ -352,13 +404,15 @@ var errChanged = errors.New("the object changed while open")
 var resumes atomic.Int64
 
 // readAt fills dest from off; short only at the end of the object.
-// changed reports that the pinned version is gone.
-func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, syscall.Errno, bool) {
+// changed reports that the pinned version is gone. With zeroCopy, a read
+// served whole from one part that has its bytes returns them as res
+// instead (dest untouched, n 0).
+func (r *reader) readAt(ctx context.Context, dest []byte, off int64, zeroCopy bool) (n int, res *partResult, errno syscall.Errno, changed bool) {
 	r.mu.Lock()
 	size := r.size
 	if off >= size {
 		r.mu.Unlock()
-		return 0, 0, false
+		return 0, nil, 0, false
 	}
 	if int64(len(dest)) > size-off {
 		dest = dest[:size-off]
@@ -370,6 +424,13 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	// reads arrive a little out of order), or the very first read of a file
 	// that fits in one part.
 	seq := (off >= r.next-2*partSize && off <= r.next+2*partSize && r.next > 0) || (off == 0 && r.size <= partSize)
+	// The first read of a handle, at offset 0, fetches part 0 as a
+	// readahead part (served as its bytes arrive, so no slower than an
+	// exact GET), without parts ahead: a sequential reader finds its
+	// second read there and the window grows from it, instead of two exact
+	// GETs first (two round trips); a reader that only looks at the head of
+	// a file costs at most one part.
+	startRead := off == 0 && r.next == 0 && r.streak == 0
 	if seq {
 		r.streak++
 	} else {
@@ -380,10 +441,12 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	}
 	var want []*part
 	small := off == 0 && r.size <= partSize
-	if (seq && r.streak >= 2) || small || r.parts[first] != nil {
+	if (seq && r.streak >= 2) || small || startRead || r.parts[first] != nil {
 		window := int64(1)
 		if seq && !small {
 			window = min(int64(1)<<min(r.streak-1, 4), maxWindow)
+		} else if startRead && !small {
+			window = 0
 		}
 		for idx := first; idx <= last; idx++ {
 			if p := r.startLocked(idx, true); p != nil {
@@ -418,7 +481,7 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	failFast := time.Since(time.Unix(0, r.stalledAt.Load())) < r.fsys.stall()
 	if want == nil {
 		if failFast {
-			return 0, syscall.EIO, false
+			return 0, nil, syscall.EIO, false
 		}
 		gctx, _, cancel := withProgress(ctx, limit)
 		n, err := readFull(gctx, r.fsys.cl, r.key, etag, off, dest, nil)
@@ -428,18 +491,16 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 		}
 		if err == io.EOF {
 			if n < len(dest) {
-				return n, syscall.EIO, true
+				return n, nil, syscall.EIO, true
 			}
 			err = nil
 		}
 		if err != nil {
-			return 0, toErrno(err), isChanged(err)
+			return 0, nil, toErrno(err), isChanged(err)
 		}
-		return n, 0, false
+		return n, nil, 0, false
 	}
 
-	var errno syscall.Errno
-	changed := false
 	done := 0
 	for _, p := range want {
 		pOff := p.idx * partSize
@@ -462,6 +523,10 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 		p.mu.Unlock()
 		if avail >= need {
 			// Served from what has arrived; the rest is still streaming.
+			if zeroCopy && len(want) == 1 && errno == 0 {
+				// The part's reference passes to the reply.
+				return 0, &partResult{r: r, p: p, data: p.buf[off-pOff : need]}, 0, false
+			}
 			done += copy(dest[max(off, pOff)-off:], p.buf[max(off, pOff)-pOff:need])
 			continue
 		}
@@ -494,9 +559,9 @@ func (r *reader) readAt(ctx context.Context, dest []byte, off int64) (int, sysca
 	}
 	r.mu.Unlock()
 	if errno != 0 {
-		return 0, errno, changed
+		return 0, nil, errno, changed
 	}
-	return done, 0, false
+	return done, nil, 0, false
 }
 
 func isDone(p *part) bool {

@@ -17,6 +17,7 @@ import (
 	"net/http"
 
 	"github.com/aws/smithy-go"
+	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/s3mounts/s3mounts/mounts"
 )
@@ -322,5 +323,123 @@ func TestFailureLogLine(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the log line lacks %s:\n%s", want, out)
 		}
+	}
+}
+
+// A sequential read through Read (what the FUSE server calls) is answered
+// from the readahead parts' buffers themselves: the bytes are the
+// object's, a reply not yet written keeps its buffer from being reused by
+// later parts, and every buffer returns to the mount's budget once the
+// replies are done and the file is closed.
+func TestReadZeroCopyReplies(t *testing.T) {
+	const size = 40 << 20 // 5 parts: more than the budget recycles
+	data := rnd(size)
+	mem := NewMemClient()
+	etag := mem.Set("k", data)
+	f := testFS(mem)
+	f.budget = newBufBudget(3) // buffers are recycled within the read
+	r := newReader(f, "k", etag, size)
+	var held fuse.ReadResult // the first reply, written only at the end
+	var heldCopy []byte
+	zeroCopy := 0
+	buf := make([]byte, 1<<20)
+	var got []byte
+	for off := int64(0); off < size; {
+		res, errno := r.Read(context.Background(), buf, off)
+		if errno != 0 {
+			t.Fatalf("read at %d: %v", off, errno)
+		}
+		var b []byte
+		if sl, ok := res.(interface {
+			Slices() ([][]byte, fuse.Status)
+		}); ok {
+			zeroCopy++
+			vecs, _ := sl.Slices()
+			for _, v := range vecs {
+				b = append(b, v...)
+			}
+		} else {
+			b, _ = res.Bytes(make([]byte, len(buf)))
+		}
+		if len(b) == 0 {
+			t.Fatalf("read at %d: nothing", off)
+		}
+		got = append(got, b...)
+		off += int64(len(b))
+		if held == nil {
+			held, heldCopy = res, append([]byte(nil), b...)
+		} else {
+			res.Done()
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("wrong bytes (%d of %d)", len(got), size)
+	}
+	if zeroCopy < size/(1<<20)/2 {
+		t.Fatalf("only %d of %d reads were answered from a part's buffer", zeroCopy, size/(1<<20))
+	}
+	if sl, ok := held.(interface {
+		Slices() ([][]byte, fuse.Status)
+	}); ok {
+		vecs, _ := sl.Slices()
+		if !bytes.Equal(vecs[0], heldCopy) {
+			t.Fatal("a reply's buffer was reused before the reply was written")
+		}
+	}
+	held.Done()
+	r.close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.budget.mu.Lock()
+		n := f.budget.count
+		f.budget.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d readahead buffers still counted after close", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A sequential read from offset 0 starts with readahead parts at once: one
+// GET per part and no exact GETs before the window opens; a single read of
+// a file's head fetches one part and nothing ahead of it.
+func TestSequentialReadStartsWithParts(t *testing.T) {
+	const size = 20 << 20 // 3 parts
+	data := rnd(size)
+	mem := NewMemClient()
+	etag := mem.Set("k", data)
+	fc := NewFaultClient(mem)
+	var gets atomic.Int64
+	fc.Err = func(op, _ string) error {
+		if op == "GetStream" {
+			gets.Add(1)
+		}
+		return nil
+	}
+	f := testFS(fc)
+	r := newReader(f, "k", etag, size)
+	got, errno := readAll(t, r, size)
+	r.close()
+	if errno != 0 || !bytes.Equal(got, data) {
+		t.Fatalf("errno %v, %d of %d bytes right", errno, len(got), size)
+	}
+	if n := gets.Load(); n != (size+partSize-1)/partSize {
+		t.Fatalf("%d GETs for a sequential read of %d parts", n, (size+partSize-1)/partSize)
+	}
+
+	head := newReader(f, "k", etag, size)
+	defer head.close()
+	buf := make([]byte, 4096)
+	if n, errno := head.ReadAt(context.Background(), buf, 0); errno != 0 || !bytes.Equal(buf[:n], data[:4096]) {
+		t.Fatalf("head read: errno %v", errno)
+	}
+	head.mu.Lock()
+	parts := len(head.parts)
+	head.mu.Unlock()
+	if parts != 1 {
+		t.Fatalf("a read of the head started %d parts, want 1", parts)
 	}
 }
