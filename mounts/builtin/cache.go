@@ -89,13 +89,7 @@ type metaCache struct {
 	hintBytes int
 }
 
-// defaultMetadataMax is [cache] metadata_max's default (Spec.MetadataMax 0).
-const defaultMetadataMax = 256 << 20
-
 func newMetaCache(ttl, negTTL time.Duration, maxBytes int64) *metaCache {
-	if maxBytes <= 0 {
-		maxBytes = defaultMetadataMax
-	}
 	per := int(max(1000, maxBytes/8/256)) // single entries of ~256 bytes in 1/8 each
 	return &metaCache{ttl: ttl, negTTL: negTTL, maxBytes: maxBytes, maxAttrs: per, maxKnown: per, maxListed: maxBytes * 3 / 4,
 		attrs: map[string]attr{}, known: map[string]knownMeta{}, neg: map[string]time.Time{}, dirs: map[string]*listing{}}

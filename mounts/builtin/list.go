@@ -39,17 +39,11 @@ import (
 // listPageSize is the MaxKeys of every listing request.
 var listPageSize int32 = 1000
 
-// defaultListConcurrency is list_concurrency's default (Spec 0).
-const defaultListConcurrency = 16
-
 // listChunkPages is how many pages a range cut by interpolation should hold.
 const listChunkPages = 4
 
 func (f *FS) listConcurrency() int {
-	if n := f.spec.ListConcurrency; n > 0 {
-		return n
-	}
-	return defaultListConcurrency
+	return max(1, f.spec.ListConcurrency) // the Spec arrives complete (config's key table)
 }
 
 // listState is a mount's listing state shared by its listings.

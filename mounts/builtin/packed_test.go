@@ -77,7 +77,7 @@ func TestEntryBytes(t *testing.T) {
 	const n = 1_000_000
 	g := &genClient{prefix: "big/", n: n}
 	f := testFS(g)
-	f.meta = newMetaCache(time.Hour, time.Hour, 0)
+	f.meta = newMetaCache(time.Hour, time.Hour, testMetadataMax)
 	before := heapNow()
 	l := cacheFolder(t, f, "big")
 	after := heapNow()
@@ -137,7 +137,7 @@ func TestMetadataBound(t *testing.T) {
 // LastModified are the ones it was learnt with, and only then; a cached
 // listing keeps it in its side table.
 func TestKnownMetadataSurvivesRelisting(t *testing.T) {
-	c := newMetaCache(time.Hour, time.Hour, 0)
+	c := newMetaCache(time.Hour, time.Hour, testMetadataMax)
 	lm := time.Unix(1700000000, 0)
 	stored := time.Unix(1000000000, 0).UnixNano()
 	c.put("d/a", entryOf(ObjInfo{Key: "d/a", Size: 5, MTime: lm, ETag: `"aa"`, Meta: map[string]string{"mtime": "1000000000"}}))

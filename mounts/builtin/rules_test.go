@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/s3mounts/s3mounts/config"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -29,9 +30,13 @@ import (
 // (or -race) does not take scheduling delays for stalls.
 const testStall = 250 * time.Millisecond
 
+// testMetadataMax is [cache] metadata_max's default, for caches and FSs
+// the tests build without a Spec from config.
+var testMetadataMax = config.DefaultConnector().MetadataMax
+
 func testFS(cl ObjectClient) *FS {
-	return &FS{spec: mounts.Spec{StallTimeout: testStall, MetadataTTL: time.Second}, cl: cl,
-		meta: newMetaCache(time.Second, time.Second, 0), requests: new(requestCounts), budget: newBufBudget(budgetBuffer), ctx: context.Background()}
+	return &FS{spec: mounts.Spec{StallTimeout: testStall, MetadataTTL: time.Second, ListConcurrency: 16, MetadataMax: testMetadataMax}, cl: cl,
+		meta: newMetaCache(time.Second, time.Second, testMetadataMax), requests: new(requestCounts), budget: newBufBudget(budgetBuffer), ctx: context.Background()}
 }
 
 func rnd(n int) []byte {

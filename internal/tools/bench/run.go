@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/s3mounts/s3mounts/config"
 	"github.com/s3mounts/s3mounts/mounts"
 	"github.com/s3mounts/s3mounts/mounts/s3conn"
 )
@@ -146,9 +147,12 @@ func (r *run) main() error {
 }
 
 func (r *run) spec(endpoint string) mounts.Spec {
-	return mounts.Spec{ID: "bench", Backend: "default", Endpoint: endpoint, Region: "us-east-1", Bucket: bucket,
-		PathStyle: true, FileMode: 0o644, DirMode: 0o755, StallTimeout: 10 * time.Second,
-		MetadataTTL: 5 * time.Minute, NegativeTTL: 5 * time.Second,
+	d := config.DefaultConnector() // every default from config's key table
+	return mounts.Spec{ID: "bench", Backend: "default", Endpoint: endpoint, Region: d.Region, Bucket: bucket,
+		PathStyle: true, FileMode: d.FileMode, DirMode: d.DirMode, StallTimeout: d.StallTimeout,
+		MetadataTTL: 5 * time.Minute, NegativeTTL: d.NegativeTTL,
+		MaxStaging: d.MaxStaging, MaxStagingPercent: d.MaxStagingPercent,
+		Permissions: d.Permissions, MetadataMax: d.MetadataMax, ListConcurrency: d.ListConcurrency,
 		Credentials: mounts.Credentials{AccessKeyID: access, SecretAccessKey: mounts.Secret(secret)}}
 }
 
