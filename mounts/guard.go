@@ -696,8 +696,7 @@ func (f *guardFile) Read(ctx context.Context, dest []byte, off int64) (fuse.Read
 	if e != 0 {
 		return nil, e
 	}
-	n := copy(dest, b)
-	return fuse.ReadResultData(dest[:n]), 0
+	return fuse.ReadResultData(b), 0
 }
 
 func (f *guardFile) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
