@@ -180,6 +180,9 @@ func (m *externalMount) startGuarded(ctx context.Context, k keys) error {
 			DisableXAttrs: true,
 			DirectMount:   true,
 			DisableSplice: true,
+			// READDIRPLUS would look up every entry inside one request:
+			// unbounded on a frozen endpoint. Each stat is its own call.
+			DisableReadDirPlus: true,
 		},
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
