@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -268,4 +269,48 @@ func GuardStatsOf(m Mount) (GuardStats, bool) {
 	}
 	g := em.guard
 	return GuardStats{Stranded: g.stranded.Load(), Timeouts: g.timeouts.Load(), Refused: g.refused.Load()}, true
+}
+
+// CleanDeadWorkerDirs removes the runtime directories under parent
+// (parent/<pid>, one per worker) of workers that no longer run: a worker
+// killed with SIGKILL leaves its tool's dead private mount (and its stage)
+// there. Every mount under such a directory is detached first; a directory
+// that still has a mount afterwards is left alone (nothing is ever removed
+// through a mount).
+func CleanDeadWorkerDirs(parent string) {
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !e.IsDir() || pid == os.Getpid() || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + e.Name()); err == nil {
+			continue // alive (or a pid reused: left alone)
+		}
+		dir := filepath.Join(parent, e.Name())
+		under := func() []string {
+			mis, err := ReadMountInfo()
+			if err != nil {
+				return []string{dir} // unknown: treat as mounted
+			}
+			var out []string
+			for _, mi := range mis {
+				if mi.MountPoint == dir || strings.HasPrefix(mi.MountPoint, dir+"/") {
+					out = append(out, mi.MountPoint)
+				}
+			}
+			// Deepest first.
+			slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+			return out
+		}
+		for _, mp := range under() {
+			detachAll(mp)
+		}
+		if len(under()) == 0 {
+			os.RemoveAll(dir)
+		}
+	}
 }

@@ -1,6 +1,9 @@
 package mounts
 
 import (
+	"os"
+	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -92,4 +95,44 @@ func osPipe() (int, int, error) {
 	var p [2]int
 	err := syscall.Pipe2(p[:], syscall.O_CLOEXEC)
 	return p[0], p[1], err
+}
+
+// A dead worker's runtime directory is cleaned of its mounts and removed;
+// a live worker's is left alone.
+func TestCleanDeadWorkerDirs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make the stage mounts")
+	}
+	parent := t.TempDir()
+	dead := filepath.Join(parent, "999999999")
+	live := filepath.Join(parent, strconv.Itoa(os.Getpid()))
+	var stages []*Stage
+	for _, d := range []string{dead, live} {
+		st, err := NewStage(filepath.Join(d, "tool-0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stages = append(stages, st)
+		if err := os.WriteFile(filepath.Join(d, "passwd-s3fs"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, s := range stages {
+			s.Close()
+		}
+	})
+	CleanDeadWorkerDirs(parent)
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("the dead worker's directory is still there: %v", err)
+	}
+	if ok, _ := IsMountPoint(filepath.Join(dead, "tool-0")); ok {
+		t.Error("the dead worker's stage is still mounted")
+	}
+	if ok, _ := IsMountPoint(filepath.Join(live, "tool-0")); !ok {
+		t.Error("the live worker's stage was detached")
+	}
+	if _, err := os.Stat(filepath.Join(live, "passwd-s3fs")); err != nil {
+		t.Errorf("the live worker's files were touched: %v", err)
+	}
 }
