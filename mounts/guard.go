@@ -745,8 +745,13 @@ func (f *guardFile) Release(ctx context.Context) syscall.Errno {
 	closeNow := f.inflight == 0
 	f.mu.Unlock()
 	if closeNow {
-		// close(2) on the tool's fd may wait for its flush: not here.
-		go f.closeFd()
+		// close(2) on the tool's fd may wait for its flush: not here. It
+		// counts as stranded meanwhile, so blocked closes bound new calls.
+		f.g.stranded.Add(1)
+		go func() {
+			f.closeFd()
+			f.g.stranded.Add(-1)
+		}()
 	}
 	return 0
 }
