@@ -372,8 +372,15 @@ func testMountPointSymlinkRefused(t *testing.T, backend, fstype, extra string) {
 	u.mustAs(owner, "mv", filepath.Join(home, "mnt.real"), filepath.Join(home, "mnt"))
 	d.Do("POST", "/v1/connectors/victim/activate")
 	waitMounted(t, d, "victim")
-	if got := mountsUnder(t, d.Dir); len(got) != 1 || got[filepath.Join(d.ProjectRoot, "victim")] != fstype {
+	if got := mountsUnder(t, d.ProjectRoot); len(got) != 1 || got[filepath.Join(d.ProjectRoot, "victim")] != fstype {
 		t.Fatalf("mounts after fixing the path: %v", got)
+	}
+	// s3fs itself mounts on a private directory of the worker (the
+	// worker's guard serves the mount point): nowhere else.
+	for mp := range mountsUnder(t, d.Dir) {
+		if !strings.HasPrefix(mp, d.ProjectRoot+"/") && !strings.Contains(mp, "/run/mounts/victim/") {
+			t.Errorf("unexpected mount %s", mp)
+		}
 	}
 }
 

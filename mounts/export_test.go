@@ -34,3 +34,15 @@ func SetRefreshMargin(d time.Duration) func() {
 	refreshMargin = d
 	return func() { refreshMargin = old }
 }
+
+// ToolMountDir is where the tool behind a guarded external mount has its
+// own (private) mount ("" when m is not guarded).
+func ToolMountDir(m Mount) string {
+	em, ok := m.(*externalMount)
+	if !ok || !em.Guarded() {
+		return ""
+	}
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	return em.toolStage.Path
+}

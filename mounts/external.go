@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
 
@@ -155,6 +156,14 @@ type externalMount struct {
 	stopping bool
 	// unmounting is the tool Unmount unmounts and reaps.
 	unmounting *proc
+	// As root the tool mounts on a private directory (toolStage) and the
+	// worker serves the mount point with a guard over it (guard.go).
+	guard      *guardFS
+	server     *fuse.Server
+	serverDone chan struct{} // closed when the guard's server has ended
+	toolStage  *Stage
+	toolRef    MountRef // the tool's own (hidden) mount
+	gen        int      // tool stages made so far
 	stopOnce   sync.Once
 	stop       chan struct{} // closed by Unmount
 
@@ -172,6 +181,9 @@ func (m *externalMount) secrets(k keys) []string {
 // then moved onto the checked directory: the tool never sees a path a user
 // could redirect (s3fs realpath()s and mounts by path).
 func (m *externalMount) start(ctx context.Context, k keys) error {
+	if os.Geteuid() == 0 {
+		return m.startGuarded(ctx, k)
+	}
 	spec := m.spec
 	var md *MountDir
 	var stage *Stage
@@ -288,7 +300,7 @@ func (m *externalMount) run() {
 	defer close(m.done)
 	for {
 		m.mu.Lock()
-		p, k := m.p, m.keys
+		p, k, serverDone := m.p, m.keys, m.serverDone
 		m.mu.Unlock()
 		var refresh <-chan time.Time
 		var timer *time.Timer
@@ -297,6 +309,28 @@ func (m *externalMount) run() {
 			refresh = timer.C
 		}
 		select {
+		case <-serverDone:
+			// The guard was unmounted by someone else: the tool goes too.
+			m.mu.Lock()
+			stopping := m.stopping
+			m.mu.Unlock()
+			if !stopping {
+				m.err = fmt.Errorf("mount %s was unmounted from outside s3mounts; %s was stopped", m.spec.MountPoint, m.b.tool.name())
+				m.log.Error("mount ended", "err", m.err)
+				m.mu.Lock()
+				m.stopping = true
+				m.mu.Unlock()
+				m.unmountTool()
+				p.stop(context.Background(), exitGrace)
+				removeFiles(m.files...)
+				return
+			}
+			<-p.done
+			m.mu.Lock()
+			files := m.files
+			m.mu.Unlock()
+			removeFiles(files...)
+			return
 		case <-p.done:
 			m.mu.Lock()
 			stopping := m.stopping
@@ -315,6 +349,14 @@ func (m *externalMount) run() {
 				m.err = fmt.Errorf("mount %s ended: %w", m.spec.MountPoint, p.exitError())
 			}
 			m.log.Error("tool exited unexpectedly", "pid", p.cmd.Process.Pid, "err", m.err)
+			if m.Guarded() {
+				// Nothing serves behind the guard any more: take it
+				// down too rather than leave a mount that fails.
+				m.mu.Lock()
+				m.stopping = true
+				m.mu.Unlock()
+				m.unmountMine(context.Background())
+			}
 			return
 		case <-m.stop:
 			// Unmount reaps the tool it knows; one a refresh started
@@ -364,6 +406,9 @@ func (m *externalMount) refresh(old keys) error {
 		m.mu.Unlock()
 		m.log.Info("temporary credentials refreshed in place", "expires", k.Expires)
 		return nil
+	}
+	if m.Guarded() {
+		return m.refreshGuarded(ctx, old, k)
 	}
 	m.mu.Lock()
 	if m.stopping {
@@ -441,6 +486,11 @@ func (m *externalMount) Ref() MountRef {
 // unmountMine unmounts the tool's mount: by its id wherever it is now, or
 // by its path when it was made without root.
 func (m *externalMount) unmountMine(ctx context.Context) error {
+	if m.Guarded() {
+		err := UnmountRef(ctx, m.Ref())
+		m.unmountTool()
+		return err
+	}
 	if ref := m.Ref(); ref.ID != 0 {
 		return UnmountRef(ctx, ref)
 	}

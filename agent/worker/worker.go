@@ -377,6 +377,8 @@ func (w *server) doMount(backends map[string]mounts.Backend) error {
 		return err
 	}
 	if w.spec.RuntimeDir != "" {
+		// A killed worker of this connector left its s3fs's private mount.
+		mounts.CleanDeadWorkerDirs(filepath.Dir(w.spec.RuntimeDir))
 		if err := os.MkdirAll(w.spec.RuntimeDir, 0o700); err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -547,12 +548,17 @@ func (d *Daemon) cleanup() {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	for _, mp := range d.Mounts() {
+	// Everything under the daemon's directory: mount points, and the
+	// private mounts s3fs makes in a worker's runtime directory (a killed
+	// worker leaves them dead). Deepest first.
+	all := mountsUnder(d.Dir)
+	sort.Slice(all, func(i, j int) bool { return len(all[i]) > len(all[j]) })
+	for _, mp := range all {
 		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
 			exec.Command("fusermount3", "-u", "-z", mp).Run()
 		}
 	}
-	if left := d.Mounts(); len(left) > 0 {
+	if left := mountsUnder(d.Dir); len(left) > 0 {
 		// never RemoveAll through a mount: it would delete bucket objects
 		d.t.Errorf("cleanup: still mounted after unmount: %v; left %s in place", left, d.Dir)
 		return
