@@ -20,12 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// GuardLimit is how long one operation on a guarded mount may take before
-// its caller gets EIO: 3 × stall_timeout (10 s when unset).
-func GuardLimit(stall time.Duration) time.Duration {
-	if stall <= 0 {
-		stall = 10 * time.Second
-	}
 	return 3 * stall
 }
 
@@ -149,7 +143,7 @@ func (m *externalMount) startGuarded(ctx context.Context, k keys) error {
 		m.mu.Unlock()
 		return nil
 	}
-	g := newGuardFS(rootFd, GuardLimit(spec.StallTimeout))
+	g := newGuardFS(rootFd, OpBound(spec.StallTimeout))
 	fail := func(err error) error {
 		g.close()
 		ts.Close()

@@ -152,7 +152,7 @@ func ceilSeconds(d time.Duration) int {
 // curl.cpp), and one lookup makes up to 4 requests (HEAD name, name/,
 // name_$folder$, then a listing). It is above 3 × stall_timeout, the
 // built-in backend's bound: s3fs's options cannot do better, so as root
-// the worker's guard answers every operation within GuardLimit instead
+// the worker's guard answers every operation within OpBound instead
 // (guard.go, docs/BACKENDS.md).
 func S3FSOpBound(stall time.Duration) time.Duration {
 	detect := time.Duration(max(1, ceilSeconds(stall)-1)+1) * time.Second

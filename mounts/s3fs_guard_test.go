@@ -16,6 +16,7 @@ import (
 
 	"github.com/s3mounts/s3mounts/internal/testenv"
 	"github.com/s3mounts/s3mounts/mounts"
+	"github.com/s3mounts/s3mounts/mounts/s3conn"
 )
 
 // TestS3FSGuardSanity: everyday use through the worker's guard over s3fs:
@@ -143,7 +144,7 @@ func BenchmarkS3FSGuardRead(b *testing.B) {
 	spec.MetadataTTL = 0
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := mounts.NewS3FS().Mount(ctx, spec)
+	m, err := mounts.NewS3FS(s3conn.ResolveCredentials).Mount(ctx, spec)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func BenchmarkS3FSGuardWrite(b *testing.B) {
 	spec := benchSpec(b, mi, "bench-guardw")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := mounts.NewS3FS().Mount(ctx, spec)
+	m, err := mounts.NewS3FS(s3conn.ResolveCredentials).Mount(ctx, spec)
 	if err != nil {
 		b.Fatal(err)
 	}

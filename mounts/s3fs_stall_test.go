@@ -129,7 +129,7 @@ func (p *freezeProxy) handle(c net.Conn) {
 // TestS3FSFrozenEndpointWithinBound: with the endpoint frozen, a read of
 // an open file, a read of a file not yet opened, a listing, a stat and a
 // write+close on an s3fs mount each fail with EIO within 3 × stall_timeout
-// (mounts.GuardLimit; the worker's guard answers, s3fs 1.90 alone takes
+// (mounts.OpBound; the worker's guard answers, s3fs 1.90 alone takes
 // mounts.S3FSOpBound = 24 s), plus slack for a loaded machine; once the
 // endpoint answers again the mount serves again.
 func TestS3FSFrozenEndpointWithinBound(t *testing.T) {
@@ -159,7 +159,7 @@ func TestS3FSFrozenEndpointWithinBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	limit := mounts.GuardLimit(spec.StallTimeout)
+	limit := mounts.OpBound(spec.StallTimeout)
 	slack := 3 * time.Second
 	px.freeze()
 	for _, op := range []struct {
