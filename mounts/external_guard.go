@@ -20,9 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-	return 3 * stall
-}
-
 // Guarded reports whether the mount point is served by the guard.
 func (m *externalMount) Guarded() bool {
 	m.mu.Lock()
