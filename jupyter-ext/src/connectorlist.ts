@@ -8,9 +8,9 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { ConnectorAction, connectorActions, modeBadge } from './actions';
-import { contextMenuOn, el, formatDate, renderTestResult, stateLabel } from './components';
+import { contextMenuOn, el, renderTestResult, stateLabel } from './components';
 import { MountsModel } from './model';
-import { cleanError, retryAt, shortReason } from './reason';
+import { cleanError, ErrorClock, IErrorTimes, retryAt, shortReason } from './reason';
 import { IConnector, ITestResult } from './tokens';
 
 /** mounted with an error: the mount is there, but requests fail. */
@@ -143,6 +143,7 @@ export class ConnectorList extends Widget {
     dot.setAttribute('aria-label', trans.__('State: %1', busy ? trans.__('working…') : stateText));
     const err = this.actionErrors.get(c.id) || c.error;
     const full = cleanError(err);
+    const times = this._clock.note(c.id, c.error);
     dot.title = full ? `${stateText}: ${full}` : stateText;
     row.appendChild(dot);
     const shown = c.name || c.id;
@@ -176,7 +177,7 @@ export class ConnectorList extends Widget {
       li.appendChild(sub);
     }
     if (full && picked) {
-      li.appendChild(this._details(c, full, err, detailsOpen));
+      li.appendChild(this._details(c, full, err, detailsOpen, times));
     }
     const t = this.tests.get(c.id);
     if (t) {
@@ -186,7 +187,7 @@ export class ConnectorList extends Widget {
   }
 
   /** Full message, since when, and when the daemon tries again. */
-  private _details(c: IConnector, full: string, err: string, open: boolean): HTMLElement {
+  private _details(c: IConnector, full: string, err: string, open: boolean, times: IErrorTimes | null): HTMLElement {
     const trans = this._trans;
     const details = el('details', 'jp-S3Mounts-details');
     details.open = open;
@@ -195,13 +196,16 @@ export class ConnectorList extends Widget {
     body.setAttribute('role', 'note');
     details.appendChild(body);
     const fromAction = this.actionErrors.has(c.id);
-    if (c.updated_at && !fromAction) {
-      details.appendChild(el('div', 'jp-S3Mounts-detailsSince', trans.__('Since %1', formatDate(new Date(c.updated_at)))));
-    }
-    const at = fromAction ? null : retryAt(err, c.updated_at);
-    if (at) {
-      const line = at.getTime() > Date.now() ? trans.__('Next try at %1', at.toLocaleTimeString()) : trans.__('Tried again at %1', at.toLocaleTimeString());
-      details.appendChild(el('div', 'jp-S3Mounts-detailsRetry', line));
+    if (times && !fromAction) {
+      const at = times.since.toLocaleTimeString();
+      details.appendChild(
+        el('div', 'jp-S3Mounts-detailsSince', times.sawStart ? trans.__('Since %1', at) : trans.__('Since %1 or earlier (when this panel first saw it)', at))
+      );
+      const next = retryAt(err, times.changed.toISOString());
+      if (next) {
+        const line = next.getTime() > Date.now() ? trans.__('Next try at %1', next.toLocaleTimeString()) : trans.__('Tried again at %1', next.toLocaleTimeString());
+        details.appendChild(el('div', 'jp-S3Mounts-detailsRetry', line));
+      }
     }
     if (c.file) {
       details.appendChild(el('div', 'jp-S3Mounts-detailsFile', trans.__('File: %1', c.file)));
@@ -300,6 +304,7 @@ export class ConnectorList extends Widget {
   }
 
   private _trans: TranslationBundle;
+  private _clock = new ErrorClock();
   private _picked: string | null = null;
   private _busyAction = new Map<string, ConnectorAction>();
   private _selectionChanged = new Signal<this, string | null>(this);

@@ -94,3 +94,52 @@ export function browseErrorText(e: IErrorLike, name: string): string {
   }
   return shortReason(e.message) || `Listing failed (${e.status ?? '?'}).`;
 }
+
+/** When the panel saw a connector's error start, and its text last change. */
+export interface IErrorTimes {
+  /** First seen with an error (its start, when watched: see sawStart). */
+  since: Date;
+  /** The panel saw it go from no error to an error (else: it had one when first seen). */
+  sawStart: boolean;
+  /** The error's text last changed (the daemon's "retrying in" counts from here). */
+  changed: Date;
+}
+
+/**
+ * The API has no "in this state since": the connector's updated_at is its
+ * file's own metadata. So the panel keeps the times itself, from what it sees.
+ */
+export class ErrorClock {
+  constructor(private _now: () => number = () => Date.now()) {}
+
+  /** Note connector id's current error; the times of it, or null without one. */
+  note(id: string, error: string): IErrorTimes | null {
+    const now = this._now();
+    const known = this._known.has(id);
+    this._known.add(id);
+    if (!error) {
+      this._times.delete(id);
+      return null;
+    }
+    const t = this._times.get(id);
+    if (!t) {
+      const fresh = { text: error, since: now, changed: now, sawStart: known };
+      this._times.set(id, fresh);
+      return Private.out(fresh);
+    }
+    if (t.text !== error) {
+      t.text = error;
+      t.changed = now;
+    }
+    return Private.out(t);
+  }
+
+  private _known = new Set<string>();
+  private _times = new Map<string, { text: string; since: number; changed: number; sawStart: boolean }>();
+}
+
+namespace Private {
+  export function out(t: { since: number; changed: number; sawStart: boolean }): IErrorTimes {
+    return { since: new Date(t.since), changed: new Date(t.changed), sawStart: t.sawStart };
+  }
+}

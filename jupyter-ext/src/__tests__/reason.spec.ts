@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { browseErrorText, cleanError, retryAt, shortReason } from '../reason';
+import { browseErrorText, cleanError, ErrorClock, retryAt, shortReason } from '../reason';
 
 describe('shortReason', () => {
   it('keeps the first sentence of a plain error', () => {
@@ -66,5 +66,28 @@ describe('browseErrorText', () => {
     );
     expect(t).not.toMatch(/RequestID|HostID|StatusCode|operation error/);
     expect(t).toMatch(/Access Denied/);
+  });
+});
+
+describe('ErrorClock', () => {
+  it('keeps since when an error lasts and when its text last changed', () => {
+    let now = 1000;
+    const clock = new ErrorClock(() => now);
+    expect(clock.note('a', '')).toBeNull(); // seen without an error
+    expect(clock.note('b', 'broken')?.sawStart).toBe(false); // had one when first seen
+    now = 2000;
+    const t1 = clock.note('a', 'refused (retrying in 1s)')!;
+    expect(t1.sawStart).toBe(true);
+    expect(t1.since.getTime()).toBe(2000);
+    now = 3000;
+    const t2 = clock.note('a', 'refused (retrying in 2s)')!;
+    expect(t2.since.getTime()).toBe(2000);
+    expect(t2.changed.getTime()).toBe(3000);
+    expect(retryAt('refused (retrying in 2s)', t2.changed.toISOString())?.getTime()).toBe(5000);
+    now = 4000;
+    expect(clock.note('a', 'refused (retrying in 2s)')!.changed.getTime()).toBe(3000); // same text
+    expect(clock.note('a', '')).toBeNull();
+    now = 5000;
+    expect(clock.note('a', 'again')!.since.getTime()).toBe(5000);
   });
 });
