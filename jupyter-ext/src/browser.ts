@@ -114,7 +114,7 @@ export class MountBrowser extends Widget {
     const foot = el('div', 'jp-S3Mounts-statusBar');
     this._status = el('div', 'jp-S3Mounts-status');
     this._status.setAttribute('aria-live', 'polite');
-    this._searchAll = el('button', 'jp-S3Mounts-searchAll jp-mod-styled');
+    this._searchAll = el('button', 'jp-S3Mounts-searchAll');
     searchIcon.element({ container: this._searchAll, tag: 'span', className: 'jp-S3Mounts-searchAllIcon' });
     this._searchAll.appendChild(el('span', '', trans.__('Search the whole folder')));
     this._searchAll.title = trans.__('Load every page of this folder (through the paged API) and filter them all');
@@ -379,6 +379,7 @@ export class MountBrowser extends Widget {
     // Offered while a filter is typed and pages remain; "Stop" while searching.
     const offer = (filtering && listing.hasMore && !err) || listing.searching;
     this._searchAll.hidden = !offer;
+    this._searchAll.style.display = offer ? '' : 'none'; // whatever a theme says of buttons
     this._searchAll.classList.toggle('jp-mod-searching', listing.searching);
     const label = this._searchAll.lastElementChild as HTMLElement;
     label.textContent = listing.searching ? trans.__('Stop') : trans.__('Search the whole folder');

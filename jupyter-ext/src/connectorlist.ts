@@ -69,9 +69,20 @@ export class ConnectorList extends Widget {
   }
 
   select(id: string | null, focus = false): void {
-    const changed = this._picked !== id;
+    const old = this._picked;
+    const changed = old !== id;
     this._picked = id;
-    this.render();
+    if (changed) {
+      // Only the two rows change: the rest stays in place (a double click's
+      // second click lands on the row its first one selected).
+      for (const x of [old, id]) {
+        const c = x ? this.model.connector(x) : undefined;
+        const li = x ? this._item(x) : null;
+        if (c && li) {
+          li.replaceWith(this._itemFor(c, false));
+        }
+      }
+    }
     if (focus && id) {
       this._item(id)?.focus();
     }
@@ -93,6 +104,7 @@ export class ConnectorList extends Widget {
     // A re-render (a live event, F5) keeps the keyboard focus where it was.
     const focused = list.contains(document.activeElement) ? (document.activeElement as HTMLElement) : null;
     const focusedId = (focused?.closest('.jp-S3Mounts-connector') as HTMLElement | null)?.dataset.id ?? null;
+    const top = list.scrollTop;
     list.textContent = '';
     const m = this.model;
     list.classList.toggle('jp-mod-stale', m.status === 'down');
@@ -109,6 +121,7 @@ export class ConnectorList extends Widget {
     for (const c of m.connectors) {
       list.appendChild(this._itemFor(c, open));
     }
+    list.scrollTop = top;
     if (focused && !list.contains(focused)) {
       ((focusedId && this._item(focusedId)) || list).focus();
     }
