@@ -264,7 +264,10 @@ export class ConnectorList extends Widget {
     if (this._picked !== id) {
       this.select(id, true);
     }
-    if (ev.type === 'dblclick') {
+    // A double click opens: the second click (detail 2) does it, as the
+    // dblclick event does not always follow a row re-rendered by the first.
+    const second = ev.type === 'click' && (ev as MouseEvent).detail === 2;
+    if (second || (ev.type === 'dblclick' && this.browsing !== id)) {
       const c = this.model.connector(id);
       if (c && connectorActions(c).includes('open')) {
         this._openRequested.emit(id);

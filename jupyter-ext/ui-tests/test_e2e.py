@@ -521,6 +521,7 @@ def test_panel_end_to_end(stack, browser):
         assert "mounted, with errors" in deg.locator(".jp-S3Mounts-dot").get_attribute("title")
         shot(page, "panel-degraded")
         connector(page, "wrongkey").click()
+        page.locator('.jp-S3Mounts-connector[data-id="wrongkey"] .jp-S3Mounts-details summary').click()
         retry = page.locator('.jp-S3Mounts-connector[data-id="wrongkey"] .jp-S3Mounts-detailsRetry')
         retry.wait_for()
         assert retry.inner_text().startswith("Next try at"), retry.inner_text()
