@@ -75,12 +75,15 @@ export class ConnectorList extends Widget {
     if (changed) {
       // Only the two rows change: the rest stays in place (a double click's
       // second click lands on the row its first one selected).
-      for (const x of [old, id]) {
-        const c = x ? this.model.connector(x) : undefined;
-        const li = x ? this._item(x) : null;
-        if (c && li) {
-          li.replaceWith(this._itemFor(c, false));
-        }
+      // The previous row only loses its highlight (its open Details stay
+      // until the next render: nothing above the pointer shrinks).
+      const before = old ? this._item(old) : null;
+      before?.classList.remove('jp-mod-selected');
+      before?.setAttribute('aria-selected', 'false');
+      const c = id ? this.model.connector(id) : undefined;
+      const li = id ? this._item(id) : null;
+      if (c && li) {
+        li.replaceWith(this._itemFor(c, false));
       }
     }
     if (focus && id) {
