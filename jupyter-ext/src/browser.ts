@@ -46,7 +46,7 @@ export class MountBrowser extends Widget {
     const close = el('button', 'jp-S3Mounts-iconButton jp-S3Mounts-close');
     close.title = trans.__('Close the browser');
     close.setAttribute('aria-label', trans.__('Close the browser'));
-    closeIcon.element({ container: close, tag: 'span' });
+    close.appendChild(closeIcon.element({ tag: 'span' }));
     close.onclick = () => this.close();
     top.append(this._crumbs, close);
 
@@ -115,7 +115,8 @@ export class MountBrowser extends Widget {
     this._status = el('div', 'jp-S3Mounts-status');
     this._status.setAttribute('aria-live', 'polite');
     this._searchAll = el('button', 'jp-S3Mounts-searchAll');
-    searchIcon.element({ container: this._searchAll, tag: 'span', className: 'jp-S3Mounts-searchAllIcon' });
+    // (an icon element of its own: element({container}) would replace the button's classes)
+    this._searchAll.appendChild(searchIcon.element({ tag: 'span', className: 'jp-S3Mounts-searchAllIcon' }));
     this._searchAll.appendChild(el('span', '', trans.__('Search the whole folder')));
     this._searchAll.title = trans.__('Load every page of this folder (through the paged API) and filter them all');
     this._searchAll.hidden = true;
