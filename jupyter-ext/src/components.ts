@@ -3,7 +3,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 
 import { checkSkipped } from './actions';
 import { cleanError, shortReason } from './reason';
-import { ITestResult } from './tokens';
+import { IConnector, ITestResult } from './tokens';
 
 function pad(n: number): string {
   return String(n).padStart(2, '0');
@@ -31,7 +31,7 @@ export function el<K extends keyof HTMLElementTagNameMap>(
 
 /** The checks of a connection test, each error under its own check; skipped ones not as failures. */
 export function renderTestResult(t: ITestResult | 'running', trans: TranslationBundle): HTMLElement {
-    const box = el('ul', 'jp-S3Mounts-checks');
+  const box = el('ul', 'jp-S3Mounts-checks');
   box.setAttribute('aria-label', trans.__('Connection test'));
   if (t === 'running') {
     box.appendChild(el('li', 'jp-S3Mounts-checkRunning', trans.__('Testing…')));
@@ -62,7 +62,7 @@ export function renderTestResult(t: ITestResult | 'running', trans: TranslationB
 
 /** A state in words. */
 export function stateLabel(s: string, trans: TranslationBundle): string {
-    switch (s) {
+  switch (s) {
     case 'inactive':
       return trans.__('inactive');
     case 'mounting':
@@ -76,4 +76,47 @@ export function stateLabel(s: string, trans: TranslationBundle): string {
     default:
       return s;
   }
+}
+
+/**
+ * Breadcrumbs as in JupyterLab's file browser: the connector (the root),
+ * then each folder; each one a button that goes there, the last one current.
+ */
+export function renderCrumbs(nav: HTMLElement, c: IConnector, dir: string, go: (dir: string) => void): void {
+  nav.textContent = '';
+  const parts = dir ? dir.split('/') : [];
+  const root = el('button', 'jp-S3Mounts-crumb jp-S3Mounts-crumbRoot', c.name || c.id);
+  root.title = c.mount_path;
+  root.onclick = () => go('');
+  if (parts.length === 0) {
+    root.setAttribute('aria-current', 'page');
+  }
+  nav.appendChild(root);
+  parts.forEach((p, i) => {
+    nav.appendChild(el('span', 'jp-S3Mounts-crumbSep', '/'));
+    const b = el('button', 'jp-S3Mounts-crumb', p);
+    const target = parts.slice(0, i + 1).join('/');
+    b.title = target;
+    b.onclick = () => go(target);
+    if (i === parts.length - 1) {
+      b.setAttribute('aria-current', 'page');
+    }
+    nav.appendChild(b);
+  });
+}
+
+/** Open JupyterLab's context menu on row, as a right click there would (keyboard users). */
+export function contextMenuOn(row: HTMLElement | null): void {
+  if (!row) {
+    return;
+  }
+  const r = row.getBoundingClientRect();
+  row.dispatchEvent(
+    new MouseEvent('contextmenu', {
+      bubbles: true,
+      cancelable: true,
+      clientX: r.left + 24,
+      clientY: r.bottom
+    })
+  );
 }

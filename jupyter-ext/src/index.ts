@@ -89,6 +89,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       .request<IServerInfo>('version')
       .then(info => {
         serverInfo = info;
+        panel.socketPath = info.socket_path;
         if (info.version !== VERSION) {
           const msg = trans.__(
             'The S3 Mounts panel (%1) and its server extension (%2) differ: reinstall jupyterlab-s3mounts and restart JupyterLab.',
@@ -115,7 +116,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.refresh, {
       label: trans.__('Refresh S3 connectors'),
-      execute: () => model.refresh()
+      execute: () => panel.reloadConnectors()
     });
     app.commands.addCommand(CommandIDs.copyPath, {
       label: trans.__('Copy path'),

@@ -54,15 +54,52 @@ export class DirectoryListing {
     return this.entries.filter(e => e.name.toLowerCase().includes(f));
   }
 
+  /** Whether a whole-folder search (loadAll) is running. */
+  get searching(): boolean {
+    return this._searching;
+  }
+
+  /**
+   * Load every remaining page through the same cursor (for "search the whole
+   * folder"), limit entries a request (the daemon caps it at 5,000). Stops
+   * early after stop(), an error or dispose; resolves when done.
+   */
+  async loadAll(limit = 5000): Promise<void> {
+    if (this._searching) {
+      return;
+    }
+    this._searching = true;
+    this._stopped = false;
+    this._changed.emit();
+    try {
+      while (!this._done && !this._disposed && !this._stopped) {
+        await this.loadMore(limit);
+        if (this._error) {
+          break;
+        }
+      }
+    } finally {
+      this._searching = false;
+      if (!this._disposed) {
+        this._changed.emit();
+      }
+    }
+  }
+
+  /** Stop a whole-folder search after the page on its way. */
+  stop(): void {
+    this._stopped = true;
+  }
+
   /** Load the next page (one request at a time; no-op when all is loaded). */
-  loadMore(): Promise<void> {
+  loadMore(limit = this.pageSize): Promise<void> {
     if (this._done || this._disposed) {
       return Promise.resolve();
     }
     if (this._pending) {
       return this._pending;
     }
-    const q = new URLSearchParams({ path: this.dir, limit: String(this.pageSize) });
+    const q = new URLSearchParams({ path: this.dir, limit: String(limit) });
     if (this._cursor) {
       q.set('cursor', this._cursor);
     }
@@ -109,6 +146,8 @@ export class DirectoryListing {
   private _pending: Promise<void> | null = null;
   private _error: Error | null = null;
   private _disposed = false;
+  private _searching = false;
+  private _stopped = false;
   private _changed = new Signal<this, void>(this);
 }
 

@@ -241,6 +241,46 @@ def layout_checks(page, theme, width):
         assert ratio >= 4.5, f"{name}: {sel} contrast {ratio:.2f} < 4.5"
 
 
+def selected_connector(page):
+    return page.locator(".jp-S3Mounts-connector.jp-mod-selected").get_attribute("data-id")
+
+
+def overflow_at_zoom_200(browser, lab):
+    """200 % zoom of a 1400x900 window: the CSS viewport is 700x450 at a device
+    scale of 2 (what Chromium's zoom does to layout). The panel at 280 px,
+    browsing a mounted connector: nothing may overflow it horizontally."""
+    ctx = browser.new_context(viewport={"width": 700, "height": 450}, device_scale_factor=2)
+    ctx.set_default_timeout(90_000)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{lab.url}/lab?token={TOKEN}")
+        # Opened by its command (activates, never toggles a restored sidebar shut).
+        page.wait_for_function("window.jupyterapp && window.jupyterapp.commands.hasCommand('s3mounts:open-panel')",
+                               timeout=90_000)
+        page.locator("#jupyterlab-splash").wait_for(state="detached", timeout=90_000)
+        page.evaluate("window.jupyterapp.commands.execute('s3mounts:open-panel')")
+        page.locator("#s3mounts-panel").wait_for(state="visible")
+        set_sidebar_width(page, 280)
+        data = connector(page, "data")
+        page.locator('.jp-S3Mounts-connector[data-id="data"][data-state="mounted"]').wait_for()
+        data.click()
+        page.keyboard.press("Enter")  # opens it, as a double click does
+        row(page, "tables").wait_for()
+        connector(page, "wrongkey").click()  # its reason and Details open
+        page.locator(".jp-S3Mounts-connector.jp-mod-selected .jp-S3Mounts-details summary").click()
+        page.fill(".jp-S3Mounts-filter", "a")  # the status line and its button take room too
+        page.wait_for_timeout(300)
+        panel_box = page.locator("#s3mounts-panel").bounding_box()
+        page.screenshot(path=str(ARTIFACTS / "panel-280-light-zoom200.png"),
+                        clip={"x": 0, "y": 0, "width": panel_box["x"] + panel_box["width"] + 1, "height": 450})
+        bad = page.evaluate(OVERFLOW_JS)
+        assert not bad, f"200 % zoom: overflowing the sidebar: {bad[:5]}"
+        assert page.evaluate("window.devicePixelRatio") == 2
+    finally:
+        shot(page, "panel-zoom200-final")
+        ctx.close()
+
+
 def set_theme(page, theme):
     label = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}[theme]
     before = page.evaluate("getComputedStyle(document.querySelector('#s3mounts-panel')).backgroundColor")
@@ -316,8 +356,37 @@ def test_panel_end_to_end(stack, browser):
         assert {"endpoint", "credentials", "bucket", "list"} <= set(names), names
         assert data.locator(".jp-S3Mounts-checks .jp-S3Mounts-check-fail").count() == 0
 
-        # Activate from the row's context menu: busy, then mounted (live, from the event stream).
+        # Keyboard on the connector list: arrows move the selection, F5 reloads
+        # the list, the context-menu key opens the row's menu.
+        ids = [connector_id for connector_id in page.locator(".jp-S3Mounts-connector").evaluate_all(
+            "els => els.map(e => e.dataset.id)")]
+        data.click()
+        i = ids.index("data")
+        j = i - 1 if i > 0 else i + 1  # a neighbour, and the key that goes there and back
+        there, back = ("ArrowUp", "ArrowDown") if j < i else ("ArrowDown", "ArrowUp")
+        page.keyboard.press(there)
+        assert selected_connector(page) == ids[j], (ids, j)
+        page.keyboard.press(back)
+        assert selected_connector(page) == "data"
+        with page.expect_request(lambda r: r.url.split("?")[0].endswith("/s3mounts/api/v1/connectors")):
+            page.keyboard.press("F5")
+        page.keyboard.press("ContextMenu")
+        page.locator(".lm-Menu-item", has_text="Activate").first.wait_for(state="visible")
+        page.keyboard.press("Escape")
+
+        # Activate from the row's context menu: busy (spinner dot, "activating…",
+        # the toolbar disabled), then mounted (live, from the event stream).
         context_menu(page, data, "Activate")
+        busy = page.locator('.jp-S3Mounts-connector[data-id="data"][aria-busy="true"]')
+        try:
+            busy.wait_for(timeout=5_000)
+            seen_busy = (busy.locator(".jp-S3Mounts-dot.jp-mod-busy").count() == 1
+                         and "activating" in busy.locator(".jp-S3Mounts-sub").inner_text())
+            assert seen_busy, busy.inner_text()
+        except Exception as e:  # the daemon may answer before the first look: say so, do not fail
+            if "Timeout" not in type(e).__name__:
+                raise
+            print("\n[busy] activation answered before the busy state was seen", flush=True)
         page.locator('.jp-S3Mounts-connector[data-id="data"][data-state="mounted"]').wait_for(timeout=90_000)
         assert d.connector("data")["state"] == "mounted"
         assert data.get_attribute("aria-busy") == "false"
@@ -364,6 +433,20 @@ def test_panel_end_to_end(stack, browser):
         page.keyboard.press("Escape")
         page.locator(".jp-S3Mounts-list").focus()
         page.keyboard.press("Home")
+        page.keyboard.press("ArrowDown")
+        assert page.locator(".jp-S3Mounts-entry.jp-mod-selected .jp-S3Mounts-entryName").inner_text() == "iris.csv"
+        page.keyboard.press("ContextMenu")  # the context-menu key
+        page.locator(".lm-Menu-item", has_text="Copy as Python string").first.wait_for(state="visible")
+        page.keyboard.press("Escape")
+        page.locator(".jp-S3Mounts-list").focus()
+        with page.expect_request(lambda r: "/s3mounts/api/v1/connectors/data/files" in r.url and "tables" in r.url):
+            page.keyboard.press("F5")  # reloads the folder from the daemon
+        row(page, "iris.csv").wait_for()
+        page.locator(".jp-S3Mounts-list").focus()
+        page.keyboard.press("Home")
+        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowUp")
+        assert page.locator(".jp-S3Mounts-entry.jp-mod-selected .jp-S3Mounts-entryName").inner_text() == "sub"
         page.keyboard.press("Enter")  # into sub/
         row(page, "deep.json").wait_for()
         page.keyboard.press("Backspace")  # back to tables/
@@ -385,6 +468,66 @@ def test_panel_end_to_end(stack, browser):
                 layout_checks(page, theme, width)
         set_theme(page, "light")
         set_sidebar_width(page, 280)
+
+        # 200 % zoom: no horizontal overflow.
+        overflow_at_zoom_200(browser, lab)
+
+        # A browse the caller may not do: the daemon answers 403 forbidden. The
+        # Jupyter server runs as root (an admin, allowed everything), so the
+        # answer is made at the HTTP layer, exactly as the daemon words it.
+        forbidden = {"error": {"code": "forbidden", "message": 'forbidden: uid 1000 may not "browse" connector "data"'}}
+        sub_files = lambda url: "/s3mounts/api/v1/connectors/data/files" in url and "path=tables%2Fsub" in url  # noqa: E731
+        page.route(sub_files,
+                   lambda r: r.fulfill(status=403, content_type="application/json", body=json.dumps(forbidden)))
+        row(page, "sub").dblclick()
+        msg = page.locator(".jp-S3Mounts-listMessage.jp-mod-error")
+        msg.wait_for()
+        assert msg.inner_text().startswith("You may not browse Test data (forbidden)"), msg.inner_text()
+        assert "ask an admin" in msg.inner_text()
+        assert page.locator(".jp-S3Mounts-status.jp-mod-error").is_visible()
+        page.unroute(sub_files)
+        page.locator(".jp-S3Mounts-list").focus()
+        page.keyboard.press("Backspace")
+        row(page, "iris.csv").wait_for()
+
+        # Degraded (mounted with an error) and an error with a retry time, as
+        # the daemon reports them: the list answer is rewritten on its way.
+        def degrade(route):
+            resp = route.fetch()
+            body = resp.json()
+            for c in body["connectors"]:
+                if c["id"] == "data":
+                    c["error"] = ("the endpoint refuses the key since 12:03:04 UTC: check the secret. "
+                                  "operation error S3: ListObjectsV2, https response error StatusCode: 403, "
+                                  "RequestID: 1234ABCD, HostID: xyz")
+                if c["id"] == "wrongkey":
+                    c["error"] = "the endpoint refuses the key: check the secret (retrying in 30s)"
+            route.fulfill(response=resp, json=body)
+        list_url = lambda url: url.split("?")[0].endswith("/s3mounts/api/v1/connectors")  # noqa: E731
+        page.route(list_url, degrade)
+        page.locator(".jp-S3Mounts-list").focus()
+        connector(page, "data").click()
+        page.keyboard.press("F5")
+        deg = page.locator('.jp-S3Mounts-connector[data-id="data"][data-degraded="true"]')
+        deg.wait_for()
+        assert deg.get_attribute("data-state") == "mounted"
+        assert deg.locator(".jp-S3Mounts-dot.jp-S3Mounts-state-degraded").count() == 1
+        reason = deg.locator(".jp-S3Mounts-reason").inner_text()
+        assert reason == "the endpoint refuses the key since 12:03:04 UTC: check the secret.", reason
+        deg.locator(".jp-S3Mounts-details summary").click()
+        details = deg.locator(".jp-S3Mounts-details").inner_text()
+        # The API has no "since" of a state: the panel saw the error start.
+        assert "\nSince " in details and "RequestID" not in details and "HostID" not in details, details
+        assert "mounted, with errors" in deg.locator(".jp-S3Mounts-dot").get_attribute("title")
+        shot(page, "panel-degraded")
+        connector(page, "wrongkey").click()
+        page.locator('.jp-S3Mounts-connector[data-id="wrongkey"] .jp-S3Mounts-details summary').click()
+        retry = page.locator('.jp-S3Mounts-connector[data-id="wrongkey"] .jp-S3Mounts-detailsRetry')
+        retry.wait_for()
+        assert retry.inner_text().startswith("Next try at"), retry.inner_text()
+        page.unroute(list_url)
+        page.keyboard.press("F5")
+        page.locator('.jp-S3Mounts-connector[data-id="data"][data-degraded="false"]').wait_for()
 
         # Open: the file opens in JupyterLab (the mount is under the server's root).
         context_menu(page, row(page, "iris.csv"), "Open")
@@ -447,6 +590,27 @@ def test_panel_end_to_end(stack, browser):
                f"max {frames[-1]:.1f} ms (headless, software rendering)")
         assert page.locator(".jp-S3Mounts-entry").count() <= 1000
 
+        # The filter says it searched the loaded entries only, and offers the
+        # whole folder (every page through the cursor).
+        last_name = f"object-{BIG_N - 1:07d}.txt"
+        page.fill(".jp-S3Mounts-filter", last_name)
+        status = page.locator(".jp-S3Mounts-status")
+        status.filter(has_text="loaded entries only").wait_for()
+        assert page.locator(".jp-S3Mounts-entry").count() == 0
+        search_all = page.locator(".jp-S3Mounts-searchAll")
+        assert search_all.inner_text().strip() == "Search the whole folder"
+        t0 = time.monotonic()
+        search_all.click()
+        status.filter(has_text="in the whole folder").wait_for(timeout=600_000)
+        figure(f"search the whole {BIG_N:,}-object folder: {time.monotonic() - t0:.1f}s, '{status.inner_text()}'")
+        assert status.inner_text().startswith("1 match in the whole folder"), status.inner_text()
+        row(page, last_name).wait_for()
+        assert search_all.is_hidden()
+        page.fill(".jp-S3Mounts-filter", "")
+        big.dblclick()  # back to a fresh listing of the folder for the scroll checks
+        row(page, "many").dblclick()
+        row(page, "object-0000000.txt").wait_for(timeout=60_000)
+
         # Scroll far: pages keep coming, the DOM stays small.
         t0 = time.monotonic()
         for _ in range(12):
@@ -493,8 +657,10 @@ def test_panel_end_to_end(stack, browser):
         d.stop()
         page.locator(".jp-S3Mounts-banner", has_text=AGENT_DOWN).wait_for(timeout=90_000)
         shot(page, "panel-agent-down")
-        assert "systemctl start s3mountd" in page.locator(".jp-S3Mounts-banner").inner_text()
-        assert page.locator(".jp-S3Mounts-toolbar .jp-S3Mounts-activate").is_disabled()
+        banner_text = page.locator(".jp-S3Mounts-banner").inner_text()
+        assert "systemctl start s3mountd" in banner_text, banner_text
+        assert str(d.socket) in banner_text, banner_text
+        page.locator(".jp-S3Mounts-toolbar .jp-S3Mounts-activate:disabled").wait_for(timeout=10_000)
 
         # The agent comes back: the panel recovers by itself.
         d.start()

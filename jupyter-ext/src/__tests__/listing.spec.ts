@@ -87,6 +87,42 @@ describe('DirectoryListing', () => {
     expect(l.entries.length).toBe(20);
   });
 
+  it('searches the whole folder through the cursor, in big pages, and can stop', async () => {
+    const req = new FakeRequester();
+    pagedFolder(req, 12000);
+    const l = new DirectoryListing(req, 'c', '', 500);
+    await l.loadMore();
+    expect(l.filtered('e01199').length).toBe(0); // not loaded yet
+    const seen: boolean[] = [];
+    l.changed.connect(() => seen.push(l.searching));
+    await l.loadAll(5000);
+    expect(l.hasMore).toBe(false);
+    expect(l.searching).toBe(false);
+    expect(seen).toContain(true);
+    expect(l.entries.length).toBe(12000);
+    expect(l.filtered('e01199').map(e => e.name)).toEqual(['e011990', 'e011991', 'e011992', 'e011993', 'e011994', 'e011995', 'e011996', 'e011997', 'e011998', 'e011999']);
+    // 1 page of 500, then 5000 + 5000 + 1500: every request goes on from the cursor.
+    expect(req.calls.map(c => new URLSearchParams(c.path.split('?')[1]).get('limit'))).toEqual(['500', '5000', '5000', '5000']);
+    expect(req.calls.map(c => new URLSearchParams(c.path.split('?')[1]).get('cursor'))).toEqual([null, '500', '5500', '10500']);
+
+    const l2 = new DirectoryListing(req, 'c', '', 500);
+    l2.changed.connect(() => {
+      if (l2.pagesLoaded === 2) {
+        l2.stop();
+      }
+    });
+    await l2.loadAll(1000);
+    expect(l2.pagesLoaded).toBe(2);
+    expect(l2.hasMore).toBe(true);
+
+    const l3 = new DirectoryListing(req, 'c', '', 500);
+    await l3.loadMore();
+    req.down = true;
+    await l3.loadAll(); // an error ends the search, kept for the status line
+    expect(l3.error?.message).toMatch(/not running/);
+    expect(l3.searching).toBe(false);
+  });
+
   it('helpers', () => {
     expect(joinRel('', 'a')).toBe('a');
     expect(joinRel('a/b', 'c')).toBe('a/b/c');
