@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/s3mounts/s3mounts/config"
 	"github.com/s3mounts/s3mounts/mounts"
 )
 
@@ -187,13 +188,35 @@ type UnmountResult struct {
 
 // SpecHash is the sha256 of the Spec's JSON, secrets included (so a rotated
 // secret changes it). It is only ever stored root-only.
+//
+// A Spec field added in a later version hashes as absent while it holds
+// the value the earlier versions implied (hashForm), so a daemon upgrade
+// adopts the workers it finds instead of remounting every connector.
 func SpecHash(spec mounts.Spec) string {
-	b, err := json.Marshal(spec)
+	b, err := json.Marshal(hashForm(spec))
 	if err != nil { // cannot happen: Spec has only plain fields
 		panic(err)
 	}
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// hashForm zeroes the fields added after workers were first adopted across
+// upgrades when they hold their default, i.e. what a Spec without them
+// meant. Every key added later belongs here (docs/DESIGN.md, "Adding a
+// configuration key").
+func hashForm(s mounts.Spec) mounts.Spec {
+	d := config.DefaultConnector()
+	if s.Permissions == d.Permissions {
+		s.Permissions = ""
+	}
+	if s.MetadataMax == d.MetadataMax {
+		s.MetadataMax = 0
+	}
+	if s.ListConcurrency == d.ListConcurrency {
+		s.ListConcurrency = 0
+	}
+	return s
 }
 
 // RecordPath is where the worker of connector id records itself.
