@@ -59,6 +59,46 @@ type guardFS struct {
 	timeouts atomic.Int64 // operations answered EIO at the limit
 	refused  atomic.Int64 // answered EIO at once: too many stranded
 	open     atomic.Int64 // open file handles
+
+	// closing counts released handles whose fd on the tool's side is not
+	// closed yet (Release answers at once, the close runs behind it);
+	// closed is closed when it drops to zero.
+	cmu     sync.Mutex
+	closing int
+	closed  chan struct{}
+}
+
+func (g *guardFS) closeStart() {
+	g.cmu.Lock()
+	if g.closing == 0 {
+		g.closed = make(chan struct{})
+	}
+	g.closing++
+	g.cmu.Unlock()
+}
+
+func (g *guardFS) closeDone() {
+	g.cmu.Lock()
+	g.closing--
+	if g.closing == 0 {
+		close(g.closed)
+	}
+	g.cmu.Unlock()
+}
+
+// closesDone is closed once no released handle's close is in progress.
+// A path's times set right after close(2) must reach the tool after its
+// own close of the file, or s3fs, seeing the file still open, keeps the
+// times for an upload that never comes.
+func (g *guardFS) closesDone() <-chan struct{} {
+	g.cmu.Lock()
+	defer g.cmu.Unlock()
+	if g.closing == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return g.closed
 }
 
 func newGuardFS(rootFd int, limit time.Duration) *guardFS {
@@ -334,6 +374,7 @@ func (n *guardNode) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAt
 				}
 			}
 			if ts, ok := setTimes(in); ok {
+				<-n.g.closesDone() // within the op's limit, like the call itself
 				if err := unix.UtimesNanoAt(dfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 					return errno(err)
 				}
@@ -636,6 +677,7 @@ func (f *guardFile) done() {
 func (f *guardFile) closeFd() {
 	unix.Close(f.fd)
 	f.g.open.Add(-1)
+	f.g.closeDone()
 }
 
 // do runs fn on the fd within the limit.
@@ -742,6 +784,7 @@ func (f *guardFile) Release(ctx context.Context) syscall.Errno {
 		return syscall.EBADF
 	}
 	f.released = true
+	f.g.closeStart()
 	closeNow := f.inflight == 0
 	f.mu.Unlock()
 	if closeNow {
