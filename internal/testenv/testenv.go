@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"net"
 	"net/http"
 	"os"
@@ -273,13 +274,41 @@ func FreePort(t testing.TB) int {
 	return freePortNoT()
 }
 
+// freePortNoT returns a free loopback port that no other test process on
+// this machine has been handed: MinIO listens with SO_REUSEPORT, so two
+// MinIOs given the same port would both serve it and the kernel would
+// split connections between them (seen as XMinioServerNotInitialized,
+// SignatureDoesNotMatch or refused connections in parallel packages). Each
+// port handed out is flock'ed in os.TempDir()/s3mounts-test-ports for the
+// life of this process.
 func freePortNoT() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	dir := filepath.Join(os.TempDir(), "s3mounts-test-ports")
+	_ = os.MkdirAll(dir, 0o700)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return port // no lock directory: as before
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+			f.Close() // another test process holds it
+			continue
+		}
+		portLocks.Lock()
+		portLocks.files = append(portLocks.files, f) // held until exit
+		portLocks.Unlock()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+}
+
+var portLocks struct {
+	sync.Mutex
+	files []*os.File
 }
 
 var (
